@@ -1,0 +1,1 @@
+"""Copilot: a LangGraph agent that drafts validated data products (not built yet)."""

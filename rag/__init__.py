@@ -1,0 +1,1 @@
+"""RAG service: knowledge products in PostgreSQL + pgvector, hybrid retrieval, grounded answers."""

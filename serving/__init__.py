@@ -1,0 +1,1 @@
+"""Serving: the CLI entry point (and, later, the HTTP service)."""

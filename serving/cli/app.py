@@ -1,0 +1,73 @@
+"""The `meshpilot` command: root help reads as a quick start; errors print one line and exit 1 (2 for bad usage)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+import typer
+
+from rag.errors import MeshpilotError, UsageError
+from serving.cli import bench, db, demo, evals, knowledge
+
+app = typer.Typer(
+    name="meshpilot",
+    help=(
+        "meshpilot: grounded answers from your data mesh's knowledge, offline by default.\n\n"
+        "Quick start:\n\n"
+        "  meshpilot demo                                   # sample knowledge base, sample questions\n\n"
+        "  meshpilot ingest DIR --product NAME --classification public\n\n"
+        '  meshpilot ask "QUESTION" --groups g1,g2 --json'
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+_debug = False
+
+
+@app.callback()
+def root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
+) -> None:
+    global _debug
+    _debug = debug
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, stream=sys.stderr)
+
+
+app.command()(demo.demo)
+app.command()(knowledge.ingest)
+app.command()(knowledge.products)
+app.command()(knowledge.ask)
+app.add_typer(db.app, name="db")
+app.add_typer(bench.app, name="bench")
+app.add_typer(evals.app, name="eval")
+
+
+def main(argv: list[str] | None = None) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="meshpilot", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+    except MeshpilotError as exc:
+        if _debug:
+            raise
+        sys.stderr.write(f"error: {exc}\n")
+        if not isinstance(exc, UsageError):
+            sys.stderr.write("(pass --debug for the traceback)\n")
+        sys.exit(2 if isinstance(exc, UsageError) else 1)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
