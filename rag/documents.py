@@ -29,6 +29,8 @@ SUPPORTED_SUFFIXES: dict[str, str] = {
     ".json": "application/json",
 }
 MAX_FILE_BYTES = 50 * 1024 * 1024
+# A product folder may describe itself in this file at its root; it is metadata, not a document.
+MANIFEST = "product.yaml"
 
 
 class UnreadableDocument(Exception):
@@ -52,10 +54,10 @@ class SourceDocument:
 
 
 def scan(directory: Path) -> Iterator[SourceFile]:
-    """Supported files under `directory`, sorted, skipping hidden files and folders."""
+    """Supported files under `directory`, sorted, skipping hidden files and folders and the manifest."""
     for path in sorted(directory.rglob("*")):
         rel = path.relative_to(directory)
-        if any(part.startswith(".") for part in rel.parts):
+        if any(part.startswith(".") for part in rel.parts) or rel.as_posix() == MANIFEST:
             continue
         media_type = SUPPORTED_SUFFIXES.get(path.suffix.lower())
         if media_type is None or not path.is_file():

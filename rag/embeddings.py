@@ -58,7 +58,7 @@ class MiniLMEmbedder:
         try:
             from transformers.utils import logging as hf_logging
 
-            hf_logging.disable_progress_bar()  # "Loading weights" bars on every start are noise
+            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call] # "Loading weights" bars on every start are noise
         except ImportError:  # pragma: no cover - older transformers
             pass
         self.batch_size = batch_size
@@ -109,7 +109,7 @@ class OpenAIEmbedder:
             return np.zeros((0, getattr(self, "dimension", 0)), dtype=np.float32)
         matrix = np.asarray(rows, dtype=np.float32)
         norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-        return matrix / np.where(norms == 0, 1.0, norms)
+        return (matrix / np.where(norms == 0, 1.0, norms)).astype(np.float32)
 
 
 _cache: dict[tuple[str, str | None], Embedder] = {}

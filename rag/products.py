@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+import yaml
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from rag.documents import MANIFEST
 from rag.errors import EmbeddingModelMismatch, NotFound, UsageError
 
 CLASSIFICATIONS = ("public", "internal", "confidential", "restricted")
@@ -199,3 +202,32 @@ def upsert_product(
 
 def delete_product(conn: Connection, name: str) -> bool:
     return bool(conn.execute(text("DELETE FROM knowledge_products WHERE name = :n"), {"n": name}).rowcount)
+
+
+def spec_from_manifest(product_dir: Path) -> ProductSpec:
+    """A product folder's `product.yaml` as a ProductSpec."""
+    try:
+        meta = yaml.safe_load((product_dir / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise UsageError(f"cannot read {product_dir / MANIFEST}: {exc}") from exc
+    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
+        raise UsageError(f"{product_dir / MANIFEST} must be a mapping with at least a `name`")
+    return ProductSpec(
+        name=meta["name"],
+        domain=meta.get("domain"),
+        owner=meta.get("owner"),
+        classification=meta.get("classification"),
+        groups=parse_groups(meta.get("groups") or []),
+        version=str(meta["version"]) if meta.get("version") is not None else None,
+        description=meta.get("description"),
+    )
+
+
+def merge_specs(stated: ProductSpec, manifest: ProductSpec) -> ProductSpec:
+    """What the operator stated wins; the folder's manifest fills the rest."""
+    return ProductSpec(
+        **{
+            f: getattr(stated, f) if getattr(stated, f) is not None else getattr(manifest, f)
+            for f in ProductSpec.__dataclass_fields__
+        }
+    )

@@ -5,13 +5,12 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-import yaml
-
 from rag.database import Database
+from rag.documents import MANIFEST
 from rag.embeddings import Embedder
 from rag.errors import MeshpilotError
 from rag.ingestion import IngestReport, ProgressFn, ingest_directory
-from rag.products import ProductSpec, parse_groups
+from rag.products import spec_from_manifest
 from rag.settings import Settings
 
 
@@ -24,21 +23,7 @@ def sample_knowledge_dir() -> Path:
 
 def product_dirs(root: Path | None = None) -> list[Path]:
     root = root or sample_knowledge_dir()
-    return sorted(p for p in root.iterdir() if (p / "product.yaml").is_file())
-
-
-def load_spec(product_dir: Path) -> ProductSpec:
-    """A product folder's `product.yaml` as a ProductSpec."""
-    meta = yaml.safe_load((product_dir / "product.yaml").read_text(encoding="utf-8"))
-    return ProductSpec(
-        name=meta["name"],
-        domain=meta.get("domain"),
-        owner=meta.get("owner"),
-        classification=meta.get("classification"),
-        groups=parse_groups(meta.get("groups") or []),
-        version=str(meta["version"]) if meta.get("version") is not None else None,
-        description=meta.get("description"),
-    )
+    return sorted(p for p in root.iterdir() if (p / MANIFEST).is_file())
 
 
 def ingest_samples(
@@ -49,6 +34,6 @@ def ingest_samples(
     root: Path | None = None,
 ) -> list[IngestReport]:
     return [
-        ingest_directory(db, settings, load_spec(d), d, embedder=embedder, progress=progress)
+        ingest_directory(db, settings, spec_from_manifest(d), d, embedder=embedder, progress=progress)
         for d in product_dirs(root)
     ]

@@ -50,7 +50,7 @@ def content_terms(text: str) -> list[str]:
 
 def split_sentences(text: str) -> list[str]:
     """Sentences of a passage: lines first (lists, tables, YAML), then sentence ends within lines."""
-    sentences = []
+    sentences: list[str] = []
     for raw_line in text.splitlines():
         line = _MARKUP.sub("", raw_line).strip()
         if not line or set(line) <= set("|-: "):

@@ -6,8 +6,8 @@ import logging
 import os
 import sys
 
-import click
 import typer
+from typer.exceptions import Abort, Exit, TyperException
 
 from rag.errors import MeshpilotError, UsageError
 from serving.cli import bench, db, demo, evals, knowledge
@@ -51,12 +51,9 @@ def main(argv: list[str] | None = None) -> None:
     command = typer.main.get_command(app)
     try:
         command.main(args=argv, prog_name="meshpilot", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except Exit as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (Abort, KeyboardInterrupt):
         sys.stderr.write("interrupted\n")
         sys.exit(130)
     except MeshpilotError as exc:
@@ -66,6 +63,9 @@ def main(argv: list[str] | None = None) -> None:
         if not isinstance(exc, UsageError):
             sys.stderr.write("(pass --debug for the traceback)\n")
         sys.exit(2 if isinstance(exc, UsageError) else 1)
+    except TyperException as exc:  # bad usage found by the parser: it prints the usage line and says why
+        exc.show()  # type: ignore[attr-defined]
+        sys.exit(getattr(exc, "exit_code", 2))
     sys.exit(0)
 
 

@@ -6,7 +6,8 @@ import typer
 
 from rag.embeddings import get_embedder
 from rag.ingestion import ingest_directory
-from rag.samples import load_spec, product_dirs
+from rag.products import spec_from_manifest
+from rag.samples import product_dirs
 from rag.service import RagService
 from serving.cli.common import database, progress_bar, settings_from, stdout
 from serving.cli.knowledge import print_answer, print_report
@@ -32,7 +33,7 @@ def demo(ctx: typer.Context) -> None:
     try:
         embedder = get_embedder(settings)
         for product_dir in product_dirs():
-            spec = load_spec(product_dir)
+            spec = spec_from_manifest(product_dir)
             with progress_bar(f"ingesting {spec.name}") as update:
                 report = ingest_directory(db, settings, spec, product_dir, embedder=embedder, progress=update)
             print_report(report)

@@ -8,9 +8,10 @@ from typing import Annotated
 import typer
 
 from rag.answers import GroundedAnswer
+from rag.documents import MANIFEST
 from rag.errors import UsageError
 from rag.ingestion import IngestReport, ingest_directory
-from rag.products import CLASSIFICATIONS, ProductSpec, list_products, parse_groups
+from rag.products import CLASSIFICATIONS, ProductSpec, list_products, merge_specs, parse_groups, spec_from_manifest
 from rag.service import RagService
 from serving.cli.common import database, print_json, progress_bar, settings_from, stderr, stdout
 
@@ -23,7 +24,10 @@ GroupsOpt = Annotated[
 def ingest(
     ctx: typer.Context,
     directory: Annotated[Path, typer.Argument(metavar="DIR", help="Folder of Markdown, text, HTML, PDF, YAML, JSON.")],
-    product: Annotated[str, typer.Option("--product", "-p", help="Knowledge product name (created if new).")],
+    product: Annotated[
+        str | None,
+        typer.Option("--product", "-p", help="Knowledge product name (created if new); default: DIR/product.yaml's."),
+    ] = None,
     domain: Annotated[str | None, typer.Option(help="Owning domain, e.g. finance.")] = None,
     owner: Annotated[str | None, typer.Option(help="Owner (team or e-mail).")] = None,
     classification: Annotated[
@@ -41,10 +45,14 @@ def ingest(
 
     Example: meshpilot ingest docs/standards --product mesh-standards --classification public
     """
-    if not directory.exists():
-        raise UsageError(f"folder not found: {directory}")
+    if not directory.is_dir():
+        raise UsageError(f"folder not found: {directory}" if not directory.exists() else f"not a folder: {directory}")
+    manifest = spec_from_manifest(directory) if (directory / MANIFEST).is_file() else None
+    name = product or (manifest.name if manifest else None)
+    if name is None:
+        raise UsageError(f"--product is required (or a {MANIFEST} in {directory} naming the product)")
     spec = ProductSpec(
-        name=product,
+        name=name,
         domain=domain,
         owner=owner,
         classification=classification,
@@ -52,10 +60,12 @@ def ingest(
         version=version,
         description=description,
     )
+    if manifest is not None and manifest.name == spec.name:
+        spec = merge_specs(spec, manifest)
     settings = settings_from(ctx)
     db = database(ctx)
     try:
-        with progress_bar(f"ingesting {product}", enabled=not json_out) as update:
+        with progress_bar(f"ingesting {spec.name}", enabled=not json_out) as update:
             report = ingest_directory(db, settings, spec, directory, reembed=reembed, progress=update)
     finally:
         db.close()
