@@ -163,3 +163,52 @@ def test_ingest_copies_of_the_sample_folder_agree(tmp_path: Path, db: Any, setti
     ingest_directory(db, settings, spec, a, embedder=embedder)
     again = ingest_directory(db, settings, spec, b, embedder=embedder)
     assert counts(again) == (0, 0, again.documents_unchanged, 0) and again.documents_unchanged >= 8
+
+
+def test_windows_map_vectors_back_to_their_chunks() -> None:
+    """Chunks are encoded sorted by length across documents; each vector must return to its chunk."""
+    import numpy as np
+
+    from rag.ingestion import _done, _Pending, _Window
+
+    def fake_encode(texts: list[str]) -> Any:
+        return _done(np.array([[float(len(t)), float(hash(t) % 1000)] for t in texts], dtype=np.float32))
+
+    docs = [
+        _Pending(None, None, "", 0, [], texts, True)  # type: ignore[arg-type]
+        for texts in (["ccc", "a", "bbbbbb"], [], ["dd", "eeeeeeeeee", "f", "gggg"])
+    ]
+    window = _Window.submit(docs, fake_encode, batch_size=2)
+    assert [len(b) for b in window.batches] == [2, 2, 2, 1]
+    for item, vectors in zip(docs, window.vectors(2), strict=True):
+        assert [int(v[0]) for v in vectors] == [len(t) for t in item.texts]
+        assert [int(v[1]) for v in vectors] == [hash(t) % 1000 for t in item.texts]
+
+
+@pytest.mark.slow
+def test_encoder_processes_store_the_same_vectors_as_in_process(
+    tmp_path: Path, db: Any, settings: Settings, embedder: Any
+) -> None:
+    import numpy as np
+
+    from rag.encoder_pool import EncoderPool
+    from rag.samples import sample_knowledge_dir
+
+    src = sample_knowledge_dir() / "platform-runbooks"
+    with EncoderPool(2, batch_size=8) as pool:
+        pooled = ingest_directory(db, settings, ProductSpec("pool-a", classification="public"), src, pool=pool)
+    inline = ingest_directory(db, settings, ProductSpec("pool-b", classification="public"), src, embedder=embedder)
+    assert pooled.chunks == inline.chunks > 20
+
+    def vectors(product: str) -> Any:
+        with db.engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT c.embedding FROM chunks c JOIN documents d ON d.id = c.document_id"
+                    " JOIN knowledge_products p ON p.id = c.product_id WHERE p.name = :n ORDER BY d.source, c.position"
+                ),
+                {"n": product},
+            ).scalars()
+            return np.stack([r.to_numpy() for r in rows])
+
+    assert np.allclose(vectors("pool-a"), vectors("pool-b"), atol=1e-4)
