@@ -47,6 +47,17 @@ class Settings(BaseSettings):
 
     max_question_chars: int = Field(4000, ge=16)
 
+    # HTTP service (serving/).
+    api_max_body_bytes: int = Field(1_000_000, ge=1024, description="Larger request bodies get 413.")
+    api_rate_limit_per_minute: int = Field(600, ge=1, description="Requests per API key per minute (429 above).")
+    api_cors_origins: list[str] = Field(default_factory=list, description="Allowed browser origins; none by default.")
+    github_webhook_secret: SecretStr | None = Field(None, description="HMAC secret of /webhooks/github.")
+
+    # Evals: an OpenAI-compatible judge model (vLLM) for Ragas' LLM metrics; unset = offline metrics only.
+    judge_base_url: str | None = None
+    judge_model: str = "default"
+    judge_api_key: SecretStr | None = None
+
     @property
     def data_dir(self) -> Path:
         return self.home.expanduser().resolve() / "pg"
