@@ -73,7 +73,8 @@ class IngestReport:
 
 @dataclass
 class _Pending:
-    file: SourceFile
+    source: str
+    media_type: str
     doc: SourceDocument
     digest: str
     size: int
@@ -136,28 +137,78 @@ class _ProductLock:
         self._conn.close()
 
 
+@dataclass(frozen=True)
+class DocumentInput:
+    """One document to sync: its identity and content hash now, its parsed text on demand."""
+
+    source: str
+    media_type: str
+    digest: str
+    size: int
+    load: Callable[[], tuple[SourceDocument, str, int]]  # (document, digest, size); may raise UnreadableDocument
+
+
+def file_inputs(directory: Path) -> tuple[list[DocumentInput], list[SkippedFile]]:
+    """The supported files under `directory`, hashed; unreadable ones reported instead."""
+    inputs, skipped = [], []
+    for file in scan(directory):
+        try:
+            data = read_bytes(file)
+        except UnreadableDocument as exc:
+            skipped.append(SkippedFile(file.source, str(exc)))
+            continue
+
+        def load(file: SourceFile = file) -> tuple[SourceDocument, str, int]:
+            # Read again rather than hold every file in memory between the two passes.
+            data = read_bytes(file)
+            return parse(file, data), content_hash(data), len(data)
+
+        inputs.append(DocumentInput(file.source, file.media_type, content_hash(data), len(data), load))
+    return inputs, skipped
+
+
+def record_input(source: str, title: str, text_: str) -> DocumentInput:
+    """A document that is not a file (a benchmark corpus, a catalog export row)."""
+    doc = SourceDocument(source=source, title=title, media_type="text/plain", text=text_, markdown=False)
+    data = f"{title}\0{text_}".encode()
+    digest = content_hash(data)
+    return DocumentInput(source, doc.media_type, digest, len(data), lambda: (doc, digest, len(data)))
+
+
 def ingest_directory(
     db: Database,
     settings: Settings,
     spec: ProductSpec,
     directory: Path,
+    **options: Any,
+) -> IngestReport:
+    """Sync the supported files under `directory` into the product `spec.name` (see sync_documents)."""
+    if not directory.exists():
+        raise UsageError(f"folder not found: {directory}")
+    if not directory.is_dir():
+        raise UsageError(f"not a folder: {directory}")
+    inputs, skipped = file_inputs(directory)
+    return sync_documents(db, settings, spec, inputs, skipped=skipped, **options)
+
+
+def sync_documents(
+    db: Database,
+    settings: Settings,
+    spec: ProductSpec,
+    inputs: list[DocumentInput],
     *,
+    skipped: list[SkippedFile] | None = None,
     embedder: Embedder | None = None,
     pool: EncoderPool | None = None,
     reembed: bool = False,
     progress: ProgressFn | None = None,
 ) -> IngestReport:
-    """Sync `directory` into the product `spec.name`.
+    """Make the product hold exactly `inputs` (plus the stored versions of `skipped` sources).
 
     Vectors come from `pool` or `embedder` when given; otherwise from encoder processes started here
     for large MiniLM jobs, or the process's embedder (loaded only when something needs embedding).
     """
     started = time.perf_counter()
-    if not directory.exists():
-        raise UsageError(f"folder not found: {directory}")
-    if not directory.is_dir():
-        raise UsageError(f"not a folder: {directory}")
-
     from rag.embeddings import MiniLMEmbedder, get_embedder
 
     remote = settings.embedding_base_url is not None
@@ -176,40 +227,32 @@ def ingest_directory(
         report = IngestReport(product=product.name, embedding_model=model_id)
         pipeline = pipeline_id(settings.chunk_size, settings.chunk_overlap)
 
-        present: set[str] = set()
-        todo: list[tuple[SourceFile, int]] = []
-        for file in scan(directory):
-            present.add(file.source)
-            try:
-                data = read_bytes(file)
-            except UnreadableDocument as exc:
-                report.skipped.append(SkippedFile(file.source, str(exc)))
-                continue
-            old = stored.get(file.source)
-            if (
-                old
-                and old.content_hash == content_hash(data)
-                and old.pipeline == pipeline
-                and not (reembed or model_changed)
-            ):
+        report.skipped.extend(skipped or [])
+        present = {i.source for i in inputs} | {s.source for s in report.skipped}
+        todo: list[DocumentInput] = []
+        for item in inputs:
+            old = stored.get(item.source)
+            fresh = old and old.content_hash == item.digest and old.pipeline == pipeline
+            if fresh and not (reembed or model_changed):
                 report.documents_unchanged += 1
             else:
-                todo.append((file, len(data)))
+                todo.append(item)
 
         if embedder is None and pool is None and todo:
-            if sum(size for _, size in todo) >= POOL_MIN_BYTES and settings.workers > 1:
+            if sum(item.size for item in todo) >= POOL_MIN_BYTES and settings.workers > 1:
                 own_pool = pool = EncoderPool(settings.workers, settings.embedding_batch_size)
             else:
                 embedder = get_embedder(settings)
 
-        if pool is not None:
-            encode: Callable[[list[str]], Future[Vectors]] = pool.submit
-            batch_size = pool.batch_size
-        else:
-            assert embedder is not None
-            model = embedder
-            encode = lambda texts: _done(model.embed(texts))  # noqa: E731
-            batch_size = settings.embedding_batch_size
+        model = embedder
+
+        def encode(texts: list[str]) -> Future[Vectors]:
+            if pool is not None:
+                return pool.submit(texts)
+            assert model is not None, "an embedder is loaded whenever there is something to embed"
+            return _done(model.embed(texts))
+
+        batch_size = pool.batch_size if pool is not None else settings.embedding_batch_size
         outstanding: deque[_Window] = deque()
         waiting: list[_Pending] = []
         done = 0
@@ -226,9 +269,9 @@ def ingest_directory(
                     replace_document(
                         conn,
                         product_id=product.id,
-                        source=item.file.source,
+                        source=item.source,
                         title=item.doc.title,
-                        media_type=item.file.media_type,
+                        media_type=item.media_type,
                         content_hash=item.digest,
                         pipeline=pipeline,
                         size_bytes=item.size,
@@ -240,7 +283,7 @@ def ingest_directory(
                     report.documents_added += 1
                 else:
                     report.documents_updated += 1
-                tick(item.file.source)
+                tick(item.source)
 
         def submit() -> None:
             outstanding.append(_Window.submit(waiting[:], encode, batch_size))
@@ -249,17 +292,18 @@ def ingest_directory(
             while len(outstanding) > 2:
                 write(outstanding.popleft())
 
-        for file, _ in todo:
+        for item in todo:
             try:
-                data = read_bytes(file)
-                doc = parse(file, data)
+                doc, digest, size = item.load()
             except UnreadableDocument as exc:
-                report.skipped.append(SkippedFile(file.source, str(exc)))
-                tick(file.source)
+                report.skipped.append(SkippedFile(item.source, str(exc)))
+                tick(item.source)
                 continue
             chunks = chunk_document(doc, settings.chunk_size, settings.chunk_overlap)
             texts = [embedding_text(c.header_path, c.text) for c in chunks]
-            waiting.append(_Pending(file, doc, content_hash(data), len(data), chunks, texts, file.source not in stored))
+            waiting.append(
+                _Pending(item.source, item.media_type, doc, digest, size, chunks, texts, item.source not in stored)
+            )
             if sum(len(p.texts) for p in waiting) >= WINDOW_BATCHES * batch_size:
                 submit()
         if waiting:

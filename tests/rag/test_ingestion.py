@@ -175,7 +175,7 @@ def test_windows_map_vectors_back_to_their_chunks() -> None:
         return _done(np.array([[float(len(t)), float(hash(t) % 1000)] for t in texts], dtype=np.float32))
 
     docs = [
-        _Pending(None, None, "", 0, [], texts, True)  # type: ignore[arg-type]
+        _Pending("", "", None, "", 0, [], texts, True)  # type: ignore[arg-type]
         for texts in (["ccc", "a", "bbbbbb"], [], ["dd", "eeeeeeeeee", "f", "gggg"])
     ]
     window = _Window.submit(docs, fake_encode, batch_size=2)

@@ -125,3 +125,25 @@ def test_db_status_json(cli_env: Path, db: Any) -> None:
     status = json.loads(out)
     assert code == 0 and status["running"] and status["embedded"]
     assert status["server_version"].startswith("18") and status["schema_version"] == status["schema_latest"]
+
+
+def test_a_fresh_process_re_ingesting_an_unchanged_folder_loads_no_model(tmp_path: Path, cli_env: Path) -> None:
+    """Nothing to embed: the sync must not need (or load) an embedder at all."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "a.md").write_text("# A\n\nUnchanged text.\n")
+    args = ["ingest", str(tmp_path), "--product", "cli-unchanged", "--classification", "public", "--json"]
+    assert run_cli(*args)[0] == 0
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from serving.cli.app import main; main(sys.argv[1:]); ", *args],
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["documents_unchanged"] == 1
