@@ -9,7 +9,7 @@ from rag.chat_models import ChatModel, chat_model_from_settings
 from rag.database import Database
 from rag.embeddings import Embedder, get_embedder
 from rag.errors import UsageError
-from rag.retrieval import HybridRetriever
+from rag.retrieval import HybridRetriever, RetrievedPassage
 from rag.settings import Settings
 
 
@@ -42,6 +42,17 @@ class RagService:
         product: str | None = None,
         domain: str | None = None,
     ) -> GroundedAnswer:
+        return self.ask_with_passages(question, groups=groups, product=product, domain=domain)[0]
+
+    def ask_with_passages(
+        self,
+        question: str,
+        *,
+        groups: list[str],
+        product: str | None = None,
+        domain: str | None = None,
+    ) -> tuple[GroundedAnswer, list[RetrievedPassage]]:
+        """The answer and the passages it was drawn from (what evaluations score)."""
         question = question.strip()
         if not question:
             raise UsageError("the question is empty")
@@ -50,4 +61,4 @@ class RagService:
         retrieval = self.retriever.retrieve(question, groups=groups, product=product, domain=domain)
         result = self.answerer.answer(question, retrieval.passages)
         result.retrieval_ms = retrieval.ms
-        return result
+        return result, retrieval.passages

@@ -6,6 +6,7 @@ import hashlib
 import json
 import threading
 from collections import deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -16,6 +17,8 @@ class OpenAITestServer:
     def __init__(self, dimension: int = 16) -> None:
         self.replies: deque[str] = deque()
         self.requests: list[dict[str, Any]] = []
+        # When set, answers chat requests from their messages (for clients with many prompt kinds).
+        self.responder: Callable[[list[dict[str, Any]]], str] | None = None
         self.dimension = dimension
         server = self
 
@@ -27,7 +30,10 @@ class OpenAITestServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 server.requests.append({"path": self.path, "body": body})
                 if self.path.endswith("/chat/completions"):
-                    reply = server.replies.popleft() if server.replies else "I don't know."
+                    if server.responder is not None:
+                        reply = server.responder(body["messages"])
+                    else:
+                        reply = server.replies.popleft() if server.replies else "I don't know."
                     payload: dict[str, Any] = {
                         "id": "chatcmpl-test",
                         "object": "chat.completion",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -92,3 +92,116 @@ def retrieval_cmd(
     for mode, metrics in result["modes"].items():
         stdout.print(f"{mode:9} " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
     stdout.print(f"{result['queries']} queries, index {result['index_seconds']} s (cached: {result['index_cached']})")
+
+
+JudgeOpt = Annotated[
+    str | None,
+    typer.Option("--judge", help="OpenAI-compatible judge URL (vLLM); default MESHPILOT_JUDGE_BASE_URL."),
+]
+ReportDirOpt = Annotated[Path, typer.Option("--report-dir", help="Where JSON, JUnit, Markdown and PNG go.")]
+
+
+def _judge(settings: Any, url: str | None, model: str | None) -> Any:
+    from evals.rag_suite import Judge
+
+    base = url or settings.judge_base_url
+    if not base:
+        return None
+    key = settings.judge_api_key.get_secret_value() if settings.judge_api_key else None
+    return Judge(base_url=base, model=model or settings.judge_model, api_key=key)
+
+
+@app.command("rag")
+def rag_cmd(
+    ctx: typer.Context,
+    judge: JudgeOpt = None,
+    judge_model: Annotated[str | None, typer.Option(help="Model name on the judge server.")] = None,
+    report_dir: ReportDirOpt = Path("reports"),
+    json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")] = False,
+) -> None:
+    """Answer and retrieval quality on the golden questions (Ragas); exit 1 below a threshold.
+
+    Offline metrics always; with a judge model also faithfulness, answer relevancy and LLM context precision.
+
+    Example: meshpilot eval rag --json --report-dir reports
+    """
+    from evals.rag_suite import run_rag_suite
+    from evals.reports import write_suite
+    from rag.chat_models import chat_model_from_settings
+
+    settings = settings_from(ctx)
+    db = database(ctx)
+    try:
+        result = run_rag_suite(
+            db,
+            settings,
+            get_embedder(settings),
+            chat_model=chat_model_from_settings(settings),
+            judge=_judge(settings, judge, judge_model),
+        )
+    finally:
+        db.close()
+    paths = write_suite(report_dir, "rag", "meshpilot eval rag", result, ["## Misses", "", *result["misses"]])
+    if json_out:
+        print_json(result)
+    else:
+        for name, gate in result["gates"].items():
+            mark = "ok " if gate["passed"] else "LOW"
+            stdout.print(f"{mark} {name:24} {gate['value']}  (gate {gate['bound']})")
+        stdout.print(f"reports: {', '.join(str(p) for p in paths)}")
+    if not result["passed"]:
+        raise typer.Exit(1)
+
+
+@app.command("all")
+def all_cmd(
+    ctx: typer.Context,
+    report_dir: ReportDirOpt = Path("reports"),
+    beir: Annotated[Path | None, typer.Option("--beir", help="Also run the BEIR retrieval benchmark.")] = None,
+    limit_queries: Annotated[int | None, typer.Option(min=1, help="BEIR: only the first N test queries.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")] = False,
+) -> None:
+    """Every offline suite, one combined report (JSON + Markdown) under --report-dir; exit 1 if any fails.
+
+    Example: meshpilot eval all --report-dir reports --beir ../shared/external/beir/scifact
+    """
+    from evals.beir import load_beir
+    from evals.rag_suite import run_rag_suite
+    from evals.reports import write_json, write_suite
+    from evals.retrieval_benchmark import run as run_retrieval
+
+    settings = settings_from(ctx)
+    db = database(ctx)
+    suites: dict[str, Any] = {}
+    try:
+        embedder = get_embedder(settings)
+        rag = run_rag_suite(db, settings, embedder)
+        write_suite(report_dir, "rag", "meshpilot eval rag", rag, ["## Misses", "", *rag["misses"]])
+        suites["rag"] = {"passed": rag["passed"], "metrics": rag["metrics"]}
+        suites["calibration"] = {
+            k: v
+            for k, v in calibrate(features(HybridRetriever(db, embedder, settings), load_golden())).items()
+            if k != "cases"
+        }
+        if beir is not None:
+            retrieval = run_retrieval(db, settings, embedder, load_beir(beir), limit_queries=limit_queries)
+            write_json(report_dir / "retrieval.json", retrieval)
+            suites["retrieval"] = retrieval
+    finally:
+        db.close()
+    combined = {"suites": suites, "passed": all(s.get("passed", True) for s in suites.values())}
+    write_json(report_dir / "all.json", combined)
+    lines = ["# meshpilot eval all", "", f"**{'PASSED' if combined['passed'] else 'FAILED'}**", ""]
+    lines += [f"- rag: {'passed' if rag['passed'] else 'FAILED'} — see [rag.md](rag.md)"]
+    cal = suites["calibration"]
+    lines += [f"- calibration: accuracy {cal['current_accuracy']} at {cal['current']} (best {cal['best_accuracy']})"]
+    if "retrieval" in suites:
+        for mode, m in suites["retrieval"]["modes"].items():
+            lines.append(f"- retrieval {mode}: nDCG@10 {m['ndcg@10']}, recall@100 {m['recall@100']}")
+    (report_dir / "all.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if json_out:
+        print_json(combined)
+    else:
+        stdout.print("\n".join(lines[2:]))
+    if not combined["passed"]:
+        raise typer.Exit(1)
