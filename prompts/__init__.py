@@ -5,8 +5,10 @@ Each template is a YAML file beside this module. Imports nothing of ours (the bo
 
 from __future__ import annotations
 
+import hashlib
+import json
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -22,6 +24,12 @@ class PromptTemplate:
     description: str
     system: str
     user: str
+    cases: list[dict[str, Any]] = field(default_factory=list, compare=False)
+
+    @property
+    def sha256(self) -> str:
+        """Fingerprint of what the model sees; a change needs a new version (see versions.lock)."""
+        return hashlib.sha256(json.dumps([self.system, self.user]).encode()).hexdigest()
 
     def placeholders(self) -> set[str]:
         names = set()
@@ -48,10 +56,47 @@ def load(prompt_id: str) -> PromptTemplate:
     missing = [f for f in fields if not data.get(f)]
     if missing or data["id"] != prompt_id:
         raise ValueError(f"prompt template {name} is missing {missing} or its id is not {prompt_id!r}")
-    return PromptTemplate(**{f: str(data[f]) for f in fields})
+    cases = data.get("cases") or []
+    if not isinstance(cases, list):
+        raise ValueError(f"prompt template {name}: `cases` must be a list")
+    return PromptTemplate(**{f: str(data[f]) for f in fields}, cases=cases)
+
+
+def lock_path() -> Any:
+    return resources.files(__package__).joinpath("versions.lock")
+
+
+def read_lock() -> dict[str, dict[str, str]]:
+    """prompt id -> {"version", "sha256"} as last released."""
+    data: dict[str, dict[str, str]] = json.loads(lock_path().read_text(encoding="utf-8"))
+    return data
+
+
+def lock_entries() -> dict[str, dict[str, str]]:
+    """What versions.lock should hold for the templates as they are now."""
+    return {pid: {"version": load(pid).version, "sha256": load(pid).sha256} for pid in available()}
 
 
 def available() -> list[str]:
     return sorted(
         p.name.removesuffix(".yaml") for p in resources.files(__package__).iterdir() if p.name.endswith(".yaml")
     )
+
+
+def lock_problems(
+    locked: dict[str, dict[str, str]] | None = None, current: dict[str, dict[str, str]] | None = None
+) -> list[str]:
+    """Why versions.lock and the templates disagree: an edit without a version bump, or a stale lock."""
+    locked = read_lock() if locked is None else locked
+    current = lock_entries() if current is None else current
+    problems = []
+    for pid, now in current.items():
+        before = locked.get(pid)
+        if before is None:
+            problems.append(f"{pid}: new template, not in versions.lock (run `meshpilot eval prompts --update-lock`)")
+        elif before["sha256"] != now["sha256"] and before["version"] == now["version"]:
+            problems.append(f"{pid}: text changed but version is still {now['version']}; bump `version`")
+        elif before != now:
+            problems.append(f"{pid}: versions.lock is stale (run `meshpilot eval prompts --update-lock`)")
+    problems += [f"{pid}: in versions.lock but no template" for pid in locked.keys() - current.keys()]
+    return problems

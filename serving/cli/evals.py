@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -204,4 +205,50 @@ def all_cmd(
     else:
         stdout.print("\n".join(lines[2:]))
     if not combined["passed"]:
+        raise typer.Exit(1)
+
+
+@app.command("prompts")
+def prompts_cmd(
+    ctx: typer.Context,
+    judge: JudgeOpt = None,
+    judge_model: Annotated[str | None, typer.Option(help="Model name on the judge server.")] = None,
+    update_lock: Annotated[
+        bool, typer.Option("--update-lock", help="Record the current template versions in prompts/versions.lock.")
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")] = False,
+) -> None:
+    """Run every versioned prompt's eval cases against an OpenAI-compatible model; exit 1 on a failed case.
+
+    Example: meshpilot eval prompts --judge http://localhost:8001/v1 --judge-model qwen2.5-7b-instruct
+    """
+    import prompts as prompt_templates
+
+    if update_lock:
+        problems = [p for p in prompt_templates.lock_problems() if "bump" in p]
+        if problems:
+            raise UsageError("; ".join(problems))
+        path = Path(str(prompt_templates.lock_path()))
+        path.write_text(json.dumps(prompt_templates.lock_entries(), indent=2) + "\n", encoding="utf-8")
+        stdout.print(f"wrote {path}")
+        return
+    from evals.prompt_suite import run_prompt_suite
+    from rag.chat_models import OpenAIChatModel
+
+    settings = settings_from(ctx)
+    chosen = _judge(settings, judge, judge_model)
+    if chosen is None:
+        raise UsageError("eval prompts needs a model: pass --judge URL or set MESHPILOT_JUDGE_BASE_URL")
+    model = OpenAIChatModel(chosen.base_url, chosen.model, chosen.api_key, timeout_s=settings.llm_timeout_s)
+    result = run_prompt_suite(model)
+    if json_out:
+        print_json(result)
+    else:
+        for pid, entry in result["prompts"].items():
+            for case in entry["cases"]:
+                mark = "ok  " if case["passed"] else "FAIL"
+                stdout.print(f"{mark} {pid}@{entry['version']} {case['name']}: {case['reason']}", markup=False)
+        for problem in result["lock_problems"]:
+            stdout.print(f"lock: {problem}", markup=False)
+    if not result["passed"]:
         raise typer.Exit(1)

@@ -90,3 +90,14 @@ def test_judge_metrics_through_an_openai_protocol_server(
     assert result["judge"] == "judge-model"
     assert any(r["path"].endswith("/chat/completions") for r in judge_server.requests)
     assert all(r["body"]["model"] == "judge-model" for r in judge_server.requests)
+
+
+def test_cli_eval_rag_exits_1_below_a_gate(
+    cli_env: Path, tmp_path: Path, samples: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    strict = tmp_path / "thresholds.yaml"
+    strict.write_text("version: 1\nrag:\n  id_context_recall: 1.01\n")
+    monkeypatch.setattr("evals.rag_suite.thresholds_path", lambda: strict)
+    code, out, _ = run_cli("eval", "rag", "--report-dir", str(tmp_path / "reports"))
+    assert code == 1
+    assert "LOW id_context_recall" in out
