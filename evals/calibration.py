@@ -56,11 +56,13 @@ def load_golden(path: Path | None = None) -> list[GoldenQuestion]:
 ALL_GROUPS = ["finance", "sales", "data-platform", "sre"]
 
 
-def features(retriever: HybridRetriever, questions: list[GoldenQuestion]) -> list[dict[str, Any]]:
+def features(
+    retriever: HybridRetriever, questions: list[GoldenQuestion], products: list[str] | None = None
+) -> list[dict[str, Any]]:
     rows = []
     for q in questions:
         groups = q.groups if q.answerable else ALL_GROUPS
-        passages = retriever.retrieve(q.question, groups=groups, check=False).passages
+        passages = retriever.retrieve(q.question, groups=groups, products=products, check=False).passages
         dense, candidates = support_features(q.question, passages)
         coverage = candidates[0].coverage if candidates else 0.0
         rows.append({"id": q.id, "answerable": q.answerable, "dense": round(dense, 4), "coverage": round(coverage, 4)})

@@ -96,11 +96,12 @@ def _plain(answer: str) -> str:
     return _normal(CITATION.sub("", answer))
 
 
-def _run_cases(service: RagService, db: Database, golden: list[GoldenQuestion]) -> list[Case]:
+def _run_cases(service: RagService, db: Database, golden: list[GoldenQuestion], products: list[str]) -> list[Case]:
     cases = []
     for q in golden:
         groups = q.groups if q.answerable else ALL_GROUPS
-        answer, passages = service.ask_with_passages(q.question, groups=groups)
+        # Only the sample products: other knowledge in the same database must not change the score.
+        answer, passages = service.ask_with_passages(q.question, groups=groups, products=products)
         by_chunk = {p.chunk_id: p.text for p in passages}
         support = []
         if answer.grounded:
@@ -247,10 +248,10 @@ def run_rag_suite(
     chat_model: ChatModel | None = None,
     judge: Judge | None = None,
 ) -> dict[str, Any]:
-    ingest_samples(db, settings, embedder)
+    products = [r.product for r in ingest_samples(db, settings, embedder)]
     service = RagService.build(settings, db, embedder=embedder, chat_model=chat_model)
     golden = load_golden()
-    cases = _run_cases(service, db, golden)
+    cases = _run_cases(service, db, golden, products)
     _ragas_scores(cases, embedder, judge)
 
     answerable = [c for c in cases if c.answerable]

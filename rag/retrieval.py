@@ -57,7 +57,7 @@ _ALLOWED = f"""
 allowed AS MATERIALIZED (
     SELECT p.id FROM knowledge_products p
     WHERE {VISIBLE}
-      AND (CAST(:product AS text) IS NULL OR p.name = CAST(:product AS text))
+      AND (CAST(:products AS text[]) IS NULL OR p.name = ANY (CAST(:products AS text[])))
       AND (CAST(:domain AS text) IS NULL OR p.domain = CAST(:domain AS text))
       AND p.embedding_model = :model AND p.embedding_dim = :dim
 )"""
@@ -110,17 +110,19 @@ fused AS (
     Mode.FULLTEXT: "fused AS (SELECT chunk_id, score AS lexical, score FROM lexical)",
 }
 
-_FINAL = """
+_FINAL = """,
+top AS MATERIALIZED (SELECT chunk_id, score, lexical FROM fused ORDER BY score DESC, chunk_id LIMIT :k)
 SELECT f.chunk_id, f.score, f.lexical, c.text, c.header_path, c.position,
        1 - (c.embedding::vector({dim}) <=> CAST(:qvec AS vector({dim}))) AS dense,
        d.source, d.title, p.name AS product
-FROM fused f
-JOIN chunks c ON c.id = f.chunk_id
+FROM top f
+CROSS JOIN LATERAL (
+    -- Primary-key lookups for the few winners; the permission predicate is checked once more here.
+    SELECT * FROM chunks c WHERE c.id = f.chunk_id AND c.product_id = ANY (ARRAY(SELECT id FROM allowed))
+) c
 JOIN documents d ON d.id = c.document_id
 JOIN knowledge_products p ON p.id = c.product_id
-WHERE p.id IN (SELECT id FROM allowed)
-ORDER BY f.score DESC, f.chunk_id
-LIMIT :k"""
+ORDER BY f.score DESC, f.chunk_id"""
 
 
 def retrieval_sql(mode: Mode, dim: int) -> str:
@@ -141,20 +143,21 @@ class HybridRetriever:
         self.settings = settings
         self._sql = {mode: text(retrieval_sql(mode, embedder.dimension)) for mode in Mode}
 
-    def check_products(self, groups: list[str], product: str | None, domain: str | None) -> None:
+    def check_products(self, groups: list[str], products: list[str] | None, domain: str | None) -> None:
         """Fail loudly when a visible product was indexed with another embedding model."""
         with self.db.engine.connect() as conn:
             rows = conn.execute(
                 text(
                     "SELECT p.name, p.embedding_model, p.embedding_dim FROM knowledge_products p"
                     f" WHERE {VISIBLE}"
-                    " AND (CAST(:product AS text) IS NULL OR p.name = CAST(:product AS text))"
+                    " AND (CAST(:products AS text[]) IS NULL OR p.name = ANY (CAST(:products AS text[])))"
                     " AND (CAST(:domain AS text) IS NULL OR p.domain = CAST(:domain AS text))"
                 ),
-                {"groups": groups, "product": product, "domain": domain},
+                {"groups": groups, "products": products, "domain": domain},
             ).all()
-        if product is not None and not rows:
-            raise NotFound(f"no knowledge product named {product!r} that you may read")
+        # One named product must exist for the caller; a list is a filter and may name unreadable ones.
+        if products is not None and len(products) == 1 and not rows:
+            raise NotFound(f"no knowledge product named {products[0]!r} that you may read")
         other = [
             r for r in rows if (r.embedding_model, r.embedding_dim) != (self.embedder.model_id, self.embedder.dimension)
         ]
@@ -171,6 +174,7 @@ class HybridRetriever:
         *,
         groups: list[str],
         product: str | None = None,
+        products: list[str] | None = None,
         domain: str | None = None,
         top_k: int | None = None,
         mode: Mode = Mode.HYBRID,
@@ -180,14 +184,15 @@ class HybridRetriever:
         question = question.strip()
         if not question:
             raise UsageError("the question is empty")
+        names = [product] if product is not None else products
         if check:
-            self.check_products(groups, product, domain)
+            self.check_products(groups, names, domain)
         started = time.perf_counter()
         if query_vector is None:
             query_vector = self.embedder.embed([question])[0]
         params: dict[str, Any] = {
             "groups": groups,
-            "product": product,
+            "products": names,
             "domain": domain,
             "model": self.embedder.model_id,
             "dim": self.embedder.dimension,

@@ -42,14 +42,16 @@ class RagService:
         product: str | None = None,
         domain: str | None = None,
     ) -> GroundedAnswer:
-        return self.ask_with_passages(question, groups=groups, product=product, domain=domain)[0]
+        return self.ask_with_passages(question, groups=groups, products=[product] if product else None, domain=domain)[
+            0
+        ]
 
     def ask_with_passages(
         self,
         question: str,
         *,
         groups: list[str],
-        product: str | None = None,
+        products: list[str] | None = None,
         domain: str | None = None,
     ) -> tuple[GroundedAnswer, list[RetrievedPassage]]:
         """The answer and the passages it was drawn from (what evaluations score)."""
@@ -58,7 +60,7 @@ class RagService:
             raise UsageError("the question is empty")
         if len(question) > self.settings.max_question_chars:
             raise UsageError(f"the question is longer than {self.settings.max_question_chars} characters")
-        retrieval = self.retriever.retrieve(question, groups=groups, product=product, domain=domain)
+        retrieval = self.retriever.retrieve(question, groups=groups, products=products, domain=domain)
         result = self.answerer.answer(question, retrieval.passages)
         result.retrieval_ms = retrieval.ms
         return result, retrieval.passages

@@ -12,7 +12,7 @@ from evals.calibration import calibrate, features, load_golden
 from rag.embeddings import get_embedder
 from rag.errors import UsageError
 from rag.retrieval import HybridRetriever, Mode
-from rag.samples import ingest_samples
+from rag.samples import ingest_samples, product_dirs
 from serving.cli.common import database, print_json, progress_bar, settings_from, stdout
 
 app = typer.Typer(help="Evaluation suites.", no_args_is_help=True)
@@ -31,8 +31,8 @@ def calibrate_cmd(
     db = database(ctx)
     try:
         embedder = get_embedder(settings)
-        ingest_samples(db, settings, embedder)
-        result = calibrate(features(HybridRetriever(db, embedder, settings), load_golden()))
+        products = [r.product for r in ingest_samples(db, settings, embedder)]
+        result = calibrate(features(HybridRetriever(db, embedder, settings), load_golden(), products))
     finally:
         db.close()
     if json_out:
@@ -181,7 +181,9 @@ def all_cmd(
         suites["rag"] = {"passed": rag["passed"], "metrics": rag["metrics"]}
         suites["calibration"] = {
             k: v
-            for k, v in calibrate(features(HybridRetriever(db, embedder, settings), load_golden())).items()
+            for k, v in calibrate(
+                features(HybridRetriever(db, embedder, settings), load_golden(), [p.name for p in product_dirs()])
+            ).items()
             if k != "cases"
         }
         if beir is not None:
