@@ -101,3 +101,13 @@ def test_cli_eval_rag_exits_1_below_a_gate(
     code, out, _ = run_cli("eval", "rag", "--report-dir", str(tmp_path / "reports"))
     assert code == 1
     assert "LOW id_context_recall" in out
+
+
+def test_eval_all_writes_a_combined_report(cli_env: Path, tmp_path: Path, samples: Any) -> None:
+    code, out, err = run_cli("eval", "all", "--report-dir", str(tmp_path), "--json")
+    assert code == 0, err
+    combined = json.loads(out)
+    assert combined["passed"] and {"rag", "calibration"} <= combined["suites"].keys()
+    assert json.loads((tmp_path / "all.json").read_text()) == combined
+    assert "# meshpilot eval all" in (tmp_path / "all.md").read_text()
+    assert (tmp_path / "rag.junit.xml").exists() and (tmp_path / "rag.png").exists()
