@@ -1,1 +1,4 @@
-"""Copilot: a LangGraph agent that drafts validated data products (not built yet)."""
+"""Copilot: a LangGraph agent that drafts validated data products (contract, pipeline, tests, card).
+
+Read `graph.py` for the flow, `validation.py` for the mandatory checks, `docs/copilot.md` for usage.
+"""

@@ -44,7 +44,16 @@ def _rag_answer_case(model: ChatModel, case: dict[str, Any]) -> tuple[bool, str]
     return True, "ok"
 
 
-RUNNERS: dict[str, Callable[[ChatModel, dict[str, Any]], tuple[bool, str]]] = {"rag_answer": _rag_answer_case}
+def _copilot_draft_case(model: ChatModel, case: dict[str, Any]) -> tuple[bool, str]:
+    from copilot.enrichment import eval_case
+
+    return eval_case(model, case)
+
+
+RUNNERS: dict[str, Callable[[ChatModel, dict[str, Any]], tuple[bool, str]]] = {
+    "rag_answer": _rag_answer_case,
+    "copilot_draft": _copilot_draft_case,
+}
 
 
 def run_prompt_suite(model: ChatModel) -> dict[str, Any]:

@@ -82,6 +82,59 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX chunk_terms_chunk_idx ON chunk_terms (chunk_id);
         """,
     ),
+    (
+        2,
+        "api keys, rate-limit windows, audit events, webhook deliveries",
+        """
+        -- Only a SHA-256 of each key is stored: keys are 256 random bits, so a fast hash is as safe
+        -- as a slow one and keeps authentication to one indexed lookup.
+        CREATE TABLE api_keys (
+            id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            name       text NOT NULL CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$'),
+            prefix     text NOT NULL,
+            key_hash   text NOT NULL UNIQUE,
+            groups     text[] NOT NULL DEFAULT '{}',
+            is_admin   boolean NOT NULL DEFAULT false,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            revoked_at timestamptz
+        );
+        CREATE UNIQUE INDEX api_keys_active_name_idx ON api_keys (name) WHERE revoked_at IS NULL;
+
+        -- Requests per key per minute, shared by every API worker and replica. UNLOGGED: no WAL
+        -- write per request; a database crash only forgets the current minute's counts.
+        CREATE UNLOGGED TABLE api_rate_windows (
+            key_id       bigint PRIMARY KEY REFERENCES api_keys (id) ON DELETE CASCADE,
+            window_start bigint NOT NULL,
+            hits         integer NOT NULL,
+            prev_hits    integer NOT NULL
+        );
+
+        CREATE TABLE audit_events (
+            id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            at      timestamptz NOT NULL DEFAULT now(),
+            actor   text NOT NULL,
+            action  text NOT NULL,
+            target  text,
+            details jsonb NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX audit_events_at_idx ON audit_events (at);
+
+        -- Every verified GitHub delivery with its raw body, so nothing is lost and a delivery can
+        -- be processed again later; the response sent is stored with it.
+        CREATE TABLE webhook_deliveries (
+            delivery_id text PRIMARY KEY,
+            event       text NOT NULL,
+            action      text,
+            repository  text,
+            pull_number integer,
+            status      text NOT NULL,
+            comment     text,
+            response    jsonb NOT NULL,
+            payload     bytea NOT NULL,
+            received_at timestamptz NOT NULL DEFAULT now()
+        );
+        """,
+    ),
 ]
 
 

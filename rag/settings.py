@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     api_rate_limit_per_minute: int = Field(600, ge=1, description="Requests per API key per minute (429 above).")
     api_cors_origins: list[str] = Field(default_factory=list, description="Allowed browser origins; none by default.")
     github_webhook_secret: SecretStr | None = Field(None, description="HMAC secret of /webhooks/github.")
+    api_ingest_root: Path | None = Field(
+        None, description="Server-side folders under this one may be ingested through /v1/ingest; unset = none."
+    )
 
     # Evals: an OpenAI-compatible judge model (vLLM) for Ragas' LLM metrics; unset = offline metrics only.
     judge_base_url: str | None = None

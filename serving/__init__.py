@@ -1,1 +1,1 @@
-"""Serving: the CLI entry point (and, later, the HTTP service)."""
+"""Serving: the CLI entry point, the HTTP service (api/), the web chat page (web/), vLLM's launch config (vllm/)."""

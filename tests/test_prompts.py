@@ -36,8 +36,22 @@ def test_the_lock_check_catches_an_unbumped_edit() -> None:
     assert all("stale" in p for p in prompts.lock_problems(locked, bumped))
 
 
+COPILOT_REPLY = """purpose: Orders placed by customers, for revenue reporting.
+descriptions:
+  order_id: Identifier of the order.
+  order_amount: Amount of the order in the invoicing currency.
+  status: Where the order is in its lifecycle.
+rules:
+  - column: status
+    description: status is one of the known states
+    sql: SELECT COUNT(*) FROM orders WHERE status NOT IN ('open', 'shipped', 'closed')
+"""
+
+
 def good_model(messages: list[dict[str, Any]]) -> str:
     user = messages[-1]["content"]
+    if "document a table" in messages[0]["content"]:
+        return COPILOT_REPLY
     if "parental leave" in user:
         return "I don't know."
     if "backfill" in user:
@@ -59,6 +73,8 @@ def test_eval_prompts_passes_a_model_that_follows_the_prompt(model_server: OpenA
     result = json.loads(out)
     cases = result["prompts"]["rag_answer"]["cases"]
     assert len(cases) == 3 and all(c["passed"] for c in cases)
+    copilot = result["prompts"]["copilot_draft"]["cases"]
+    assert copilot and all(c["passed"] for c in copilot), copilot
 
 
 def test_eval_prompts_fails_a_model_that_obeys_injected_instructions(model_server: OpenAITestServer) -> None:

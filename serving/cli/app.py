@@ -7,10 +7,10 @@ import os
 import sys
 
 import typer
-from typer.exceptions import Abort, Exit, TyperException
+from click import ClickException as ParseError  # typer < 0.20 (guardrails-ai's cap) parses with click
 
 from rag.errors import MeshpilotError, UsageError
-from serving.cli import bench, db, demo, evals, knowledge
+from serving.cli import bench, copilot, db, demo, evals, guard, keys, knowledge, serve
 
 app = typer.Typer(
     name="meshpilot",
@@ -19,7 +19,9 @@ app = typer.Typer(
         "Quick start:\n\n"
         "  meshpilot demo                                   # sample knowledge base, sample questions\n\n"
         "  meshpilot ingest DIR --product NAME --classification public\n\n"
-        '  meshpilot ask "QUESTION" --groups g1,g2 --json'
+        '  meshpilot ask "QUESTION" --groups g1,g2 --json\n\n'
+        "  meshpilot draft data.csv --name orders --domain sales --owner me@example.com --out dp/orders --approve\n\n"
+        "  meshpilot keys create --name me --groups g1 && meshpilot serve   # HTTP API + web chat"
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -41,19 +43,28 @@ app.command()(demo.demo)
 app.command()(knowledge.ingest)
 app.command()(knowledge.products)
 app.command()(knowledge.ask)
+app.command()(serve.serve)
+app.command()(copilot.draft)
+app.command()(copilot.validate)
+app.command()(copilot.propose)
+app.command()(copilot.chat)
+bench.app.command("draft")(copilot.bench_draft)
+app.add_typer(keys.app, name="keys")
 app.add_typer(db.app, name="db")
 app.add_typer(bench.app, name="bench")
 app.add_typer(evals.app, name="eval")
+app.add_typer(guard.app, name="guard")
 
 
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="meshpilot", standalone_mode=False)
-    except Exit as exc:
+        # Outside standalone mode click returns a typer.Exit's code instead of exiting with it.
+        code = command.main(args=argv, prog_name="meshpilot", standalone_mode=False)
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except (Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         sys.stderr.write("interrupted\n")
         sys.exit(130)
     except MeshpilotError as exc:
@@ -63,10 +74,10 @@ def main(argv: list[str] | None = None) -> None:
         if not isinstance(exc, UsageError):
             sys.stderr.write("(pass --debug for the traceback)\n")
         sys.exit(2 if isinstance(exc, UsageError) else 1)
-    except TyperException as exc:  # bad usage found by the parser: it prints the usage line and says why
-        exc.show()  # type: ignore[attr-defined]
+    except ParseError as exc:  # bad usage found by the parser: it prints the usage line and says why
+        exc.show()
         sys.exit(getattr(exc, "exit_code", 2))
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

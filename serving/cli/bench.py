@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import contextlib
+import os
+from typing import Annotated, Any
 
 import typer
 
-from serving.cli.common import database, print_json, settings_from, stdout
+from rag.errors import NotFound, UsageError
+from serving.cli.common import database, print_json, settings_from, stderr, stdout
 
 app = typer.Typer(help="Benchmarks (JSON on stdout).", no_args_is_help=True)
 
@@ -39,3 +42,104 @@ def ingest_cmd(
             f"{result['chunks']} chunks: pipeline {result['pipeline']['chunks_per_s']}/s, raw encoder "
             f"{result['raw_encoder']['chunks_per_s']}/s, ratio {result['ratio']} (goal >= {result['goal_ratio']})"
         )
+
+
+BENCH_KEY = "bench-serve"
+# The bench measures the service, not its rate limit: the server it starts gets this one.
+UNLIMITED = "1000000000"
+
+
+@app.command("serve")
+def serve_cmd(
+    ctx: typer.Context,
+    chunks: Annotated[int, typer.Option(min=1000, max=500_000, help="Chunks in the benchmark corpus.")] = 50_000,
+    clients: Annotated[int, typer.Option(min=1, max=256, help="Concurrent clients (closed loop).")] = 32,
+    seconds: Annotated[float, typer.Option(min=1, max=600, help="Measured duration.")] = 30.0,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Server worker processes.")] = 1,
+    json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")] = False,
+) -> None:
+    """Concurrent clients on /v1/ask against a real server on 127.0.0.1, embedded stack, offline answerer;
+    reports throughput, p50/p95/p99, errors, and the in-process RagService.ask latency as a baseline.
+
+    The corpus is built once (about a minute) under $MESHPILOT_HOME/bench-serve and reused.
+
+    Example: meshpilot bench serve --json
+    """
+    from evals.benchmarks.serve import GROUP, baseline, build_corpus, golden_questions, run_load
+    from rag.database import open_database
+    from rag.embeddings import get_embedder
+    from rag.service import RagService
+    from serving.api.keys import create_key, revoke_key
+    from serving.server_process import ServerProcess
+
+    settings = settings_from(ctx)
+    if settings.llm_base_url:
+        raise UsageError("bench serve measures the offline answerer: unset MESHPILOT_LLM_BASE_URL")
+    embedded = settings.database_url is None
+    # A database of its own when embedded, so 50,000 benchmark chunks never mix with real products.
+    bench_settings = settings.model_copy(update={"home": settings.home / "bench-serve"}) if embedded else settings
+    questions = golden_questions()
+    db = open_database(bench_settings)
+    try:
+        embedder = get_embedder(bench_settings)
+        stderr.print(f"benchmark corpus: {chunks} chunks (built once, then cached)")
+        corpus = build_corpus(db, bench_settings, embedder, chunks)
+        with db.transaction() as conn:
+            with contextlib.suppress(NotFound):
+                revoke_key(conn, BENCH_KEY, actor="bench")
+            key = create_key(conn, BENCH_KEY, [GROUP], actor="bench").key
+        stderr.print("baseline: RagService.ask in this process, one question at a time")
+        in_process = baseline(RagService.build(bench_settings, db, embedder=embedder), questions)
+    finally:
+        db.close()
+
+    env = {"MESHPILOT_API_RATE_LIMIT_PER_MINUTE": UNLIMITED}
+    if embedded:
+        env["MESHPILOT_HOME"] = str(bench_settings.home)
+    stderr.print(f"starting the server ({workers} worker{'s' if workers > 1 else ''}) and warming it up")
+    with ServerProcess(workers=workers, env=env) as server:
+        run_load(server.url, key, questions, clients=clients, seconds=min(3.0, seconds))
+        stderr.print(f"measuring: {clients} clients for {seconds:.0f} s")
+        load = run_load(server.url, key, questions, clients=clients, seconds=seconds)
+
+    result = _report(load, in_process, corpus.to_dict(), clients=clients, seconds=seconds, workers=workers)
+    if json_out:
+        print_json(result)
+        return
+    lat = load["latency_ms"]
+    stdout.print(
+        f"{load['throughput_rps']} req/s, p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms, "
+        f"{load['errors']} errors (goal: 0 errors, p95 <= 300 ms: {'met' if result['passed'] else 'missed'}); "
+        f"in-process baseline p50 {in_process['latency_ms']['p50']} ms, {in_process['per_s']}/s"
+    )
+
+
+def _report(
+    load: dict[str, Any],
+    in_process: dict[str, Any],
+    corpus: dict[str, Any],
+    *,
+    clients: int,
+    seconds: float,
+    workers: int,
+) -> dict[str, Any]:
+    p95 = load["latency_ms"]["p95"]
+    return {
+        "benchmark": "serve",
+        "endpoint": "POST /v1/ask (JSON, one question per request, the golden questions in turn)",
+        "stack": "embedded PostgreSQL + pgvector, MiniLM on CPU, offline extractive answerer, uvicorn on 127.0.0.1",
+        "clients": clients,
+        "seconds": seconds,
+        "workers": workers,
+        "cpu_count": os.cpu_count(),
+        "note": "the load generator runs on the same machine and shares its cores; a warm-up (3 s at most) is excluded",
+        "corpus": corpus,
+        **load,
+        "baseline_in_process": in_process,
+        "ratios": {
+            "throughput_vs_in_process": round(load["throughput_rps"] / in_process["per_s"], 2),
+            "p50_vs_in_process": round(load["latency_ms"]["p50"] / in_process["latency_ms"]["p50"], 2),
+        },
+        "goal": {"errors": 0, "p95_ms": 300},
+        "passed": load["errors"] == 0 and p95 <= 300,
+    }

@@ -254,3 +254,39 @@ def prompts_cmd(
             stdout.print(f"lock: {problem}", markup=False)
     if not result["passed"]:
         raise typer.Exit(1)
+
+
+@app.command("copilot")
+def copilot_cmd(
+    ctx: typer.Context,
+    datasets: Annotated[Path, typer.Option(help="A folder of <case>/data.{csv,parquet,jsonl,sql} datasets.")] = Path(
+        "tests/fixtures/drafts"
+    ),
+    report_dir: ReportDirOpt = Path("reports"),
+    json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")] = False,
+) -> None:
+    """Draft every dataset with the copilot: validity rate, failed checks by kind, revisions; exit 1 if any is invalid.
+
+    Example: meshpilot eval copilot --datasets tests/fixtures/drafts --json
+    """
+    from evals.copilot_suite import run_copilot_suite
+    from evals.reports import write_json
+    from rag.chat_models import chat_model_from_settings
+
+    if not datasets.is_dir():
+        raise UsageError(f"folder not found: {datasets}")
+    result = run_copilot_suite(datasets, chat_model_from_settings(settings_from(ctx)))
+    if not result["datasets"]:
+        raise UsageError(f"no <case>/data.* datasets under {datasets}")
+    write_json(report_dir / "copilot.json", result)
+    if json_out:
+        print_json(result)
+    else:
+        for case in result["cases"]:
+            state = "valid  " if case["valid"] else "INVALID"
+            stdout.print(
+                f"{state} {case['dataset']}/{case['file']}: {case['checks']} checks, {case['revisions']} revisions"
+            )
+        stdout.print(f"validity {result['validity_rate']}, failed checks by kind {result['failed_checks_by_kind']}")
+    if not result["passed"]:
+        raise typer.Exit(1)

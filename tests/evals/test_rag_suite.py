@@ -111,3 +111,13 @@ def test_eval_all_writes_a_combined_report(cli_env: Path, tmp_path: Path, sample
     assert json.loads((tmp_path / "all.json").read_text()) == combined
     assert "# meshpilot eval all" in (tmp_path / "all.md").read_text()
     assert (tmp_path / "rag.junit.xml").exists() and (tmp_path / "rag.png").exists()
+
+
+def test_eval_copilot_drafts_every_fixture_dataset(cli_env: Path, tmp_path: Path) -> None:
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "drafts"
+    code, out, err = run_cli("eval", "copilot", "--datasets", str(fixtures), "--report-dir", str(tmp_path), "--json")
+    assert code == 0, err + out
+    result = json.loads(out)
+    assert result["datasets"] == 4 and result["validity_rate"] == 1.0
+    assert {"failed_checks_by_kind", "revisions", "cases"} <= result.keys()
+    assert (tmp_path / "copilot.json").exists()

@@ -15,7 +15,7 @@ def test_demo_on_a_fresh_home_prints_answers_with_citations(tmp_path: Path) -> N
     env = {**os.environ, "MESHPILOT_HOME": str(tmp_path / "home"), "PYTHONPATH": str(ROOT)}
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "serving.cli.app", "demo"],
+            [sys.executable, "-m", "serving.cli.app", "demo", "--no-serve"],
             env=env,
             capture_output=True,
             text=True,

@@ -1,0 +1,85 @@
+"""Request dependencies as `Annotated` aliases: routes declare what they need, tests override these."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from rag.database import Database
+from rag.service import RagService
+from rag.settings import Settings
+from serving.api.errors import ApiError
+from serving.api.keys import Principal, authenticate
+from serving.api.metrics import ApiMetrics
+from serving.api.state import ApiState
+
+_bearer = HTTPBearer(auto_error=False, description="An API key from `meshpilot keys create`.")
+
+
+def get_state(request: Request) -> ApiState:
+    state = getattr(request.app.state, "api", None)
+    if not isinstance(state, ApiState):
+        raise ApiError(503, "starting", "the service is starting; try again shortly")
+    return state
+
+
+StateDep = Annotated[ApiState, Depends(get_state)]
+
+
+def get_settings(state: StateDep) -> Settings:
+    return state.settings
+
+
+def get_database(state: StateDep) -> Database:
+    return state.db
+
+
+def get_service(state: StateDep) -> RagService:
+    return state.service
+
+
+def get_metrics(state: StateDep) -> ApiMetrics:
+    return state.metrics
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+ServiceDep = Annotated[RagService, Depends(get_service)]
+MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
+
+
+def get_principal(
+    state: StateDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    """The caller's key, checked and counted against its rate limit (sync: runs in the threadpool)."""
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if credentials is None:
+        raise ApiError(401, "unauthorized", "missing API key: send Authorization: Bearer <key>", challenge)
+    with state.db.engine.begin() as conn:
+        principal = authenticate(conn, credentials.credentials)
+        if principal is None:
+            raise ApiError(401, "unauthorized", "invalid or revoked API key", challenge)
+        decision = state.limiter.hit(conn, principal.key_id)
+    if not decision.allowed:
+        state.metrics.rate_limited.inc()
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"rate limit of {decision.limit} requests per minute exceeded; retry in {decision.retry_after_s} s",
+            {"Retry-After": str(decision.retry_after_s), "X-RateLimit-Limit": str(decision.limit)},
+        )
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require_admin(principal: PrincipalDep) -> Principal:
+    if not principal.admin:
+        raise ApiError(403, "forbidden", f"key {principal.name!r} is not an admin key; this needs one")
+    return principal
+
+
+AdminDep = Annotated[Principal, Depends(require_admin)]

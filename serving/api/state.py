@@ -1,0 +1,73 @@
+"""What one app holds for its lifetime (`ApiState`): settings, database, the loaded models, the limiter.
+
+Built once at start-up (loading the embedding model takes seconds) and closed at shutdown; nothing
+else is kept between requests, so workers and replicas are interchangeable.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from rag.chat_models import ChatModel
+from rag.database import Database, open_database
+from rag.embeddings import Embedder, get_embedder
+from rag.errors import DatabaseUnavailable
+from rag.service import RagService
+from rag.settings import Settings
+from serving.api.metrics import ApiMetrics
+from serving.api.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+# How long a starting API waits for a remote PostgreSQL (compose starts both at once).
+DATABASE_WAIT_S = 60.0
+
+
+@dataclass
+class ApiState:
+    settings: Settings
+    db: Database
+    embedder: Embedder
+    service: RagService
+    limiter: RateLimiter
+    metrics: ApiMetrics
+    owns_db: bool
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        metrics: ApiMetrics,
+        *,
+        db: Database | None = None,
+        embedder: Embedder | None = None,
+        chat_model: ChatModel | None = None,
+    ) -> ApiState:
+        owns_db = db is None
+        database = db or _open_with_retries(settings)
+        try:
+            model = embedder or get_embedder(settings)
+            service = RagService.build(settings, database, embedder=model, chat_model=chat_model)
+        except Exception:
+            if owns_db:
+                database.close()
+            raise
+        limiter = RateLimiter(settings.api_rate_limit_per_minute)
+        return cls(settings, database, model, service, limiter, metrics, owns_db)
+
+    def close(self) -> None:
+        if self.owns_db:
+            self.db.close()
+
+
+def _open_with_retries(settings: Settings) -> Database:
+    deadline = time.monotonic() + (DATABASE_WAIT_S if settings.database_url is not None else 0)
+    while True:
+        try:
+            return open_database(settings)
+        except DatabaseUnavailable as exc:
+            if time.monotonic() >= deadline:
+                raise
+            log.warning("waiting for the database: %s", exc)
+            time.sleep(2)
