@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -50,6 +51,23 @@ def ensure_vector_index(conn: Connection, dim: int) -> bool:
     return True
 
 
+def write_postings(conn: Connection, where: str, params: dict[str, Any]) -> None:
+    """BM25 postings of the chunks matching `where` (a fixed SQL condition on `chunks c`), straight
+    from their generated tsvector: PostgreSQL's own stemming, one pass."""
+    conn.execute(
+        text(
+            "INSERT INTO chunk_terms (chunk_id, product_id, term, tf, dl)"
+            " SELECT c.id, c.product_id, u.lexeme, coalesce(array_length(u.positions, 1), 1), len.dl"
+            " FROM chunks c"
+            " CROSS JOIN LATERAL (SELECT coalesce(sum(coalesce(array_length(x.positions, 1), 1)), 0) AS dl"
+            "                     FROM unnest(c.tsv) x) len"
+            " CROSS JOIN LATERAL unnest(c.tsv) u"
+            f" WHERE {where}"
+        ),
+        params,
+    )
+
+
 def replace_document(
     conn: Connection,
     *,
@@ -85,19 +103,7 @@ def replace_document(
                 for c, v in zip(chunks, vectors, strict=True)
             ],
         )
-        # Postings straight from the generated tsvector: PostgreSQL's own stemming, one pass.
-        conn.execute(
-            text(
-                "INSERT INTO chunk_terms (chunk_id, product_id, term, tf, dl)"
-                " SELECT c.id, c.product_id, u.lexeme, coalesce(array_length(u.positions, 1), 1), len.dl"
-                " FROM chunks c"
-                " CROSS JOIN LATERAL (SELECT coalesce(sum(coalesce(array_length(x.positions, 1), 1)), 0) AS dl"
-                "                     FROM unnest(c.tsv) x) len"
-                " CROSS JOIN LATERAL unnest(c.tsv) u"
-                " WHERE c.document_id = :d"
-            ),
-            {"d": doc_id},
-        )
+        write_postings(conn, "c.document_id = :d", {"d": doc_id})
     conn.execute(
         text(
             "UPDATE documents SET chunk_count = :n, token_count = ("

@@ -34,7 +34,7 @@ from rag.products import ProductSpec, delete_product, get_product, upsert_produc
 from rag.samples import ingest_samples, product_dirs
 from rag.service import RagService
 from rag.settings import Settings
-from rag.store import ensure_vector_index, vector_index_name
+from rag.store import ensure_vector_index, vector_index_name, write_postings
 
 PRODUCT = "bench-serve"
 GROUP = "bench"
@@ -162,19 +162,7 @@ def build_corpus(db: Database, settings: Settings, embedder: Embedder, target_ch
                 for row, vector in zip(originals, noisy, strict=True):
                     doc = doc_ids[f"copy{c:04d}/{row.source}"]
                     copy.write_row((doc, product.id, row.position, row.header_path, row.text, vector, base.shape[1]))
-        # The same postings statement as rag/store.py's replace_document, for the whole product at once.
-        conn.execute(
-            text(
-                "INSERT INTO chunk_terms (chunk_id, product_id, term, tf, dl)"
-                " SELECT c.id, c.product_id, u.lexeme, coalesce(array_length(u.positions, 1), 1), len.dl"
-                " FROM chunks c"
-                " CROSS JOIN LATERAL (SELECT coalesce(sum(coalesce(array_length(x.positions, 1), 1)), 0) AS dl"
-                "                     FROM unnest(c.tsv) x) len"
-                " CROSS JOIN LATERAL unnest(c.tsv) u"
-                " WHERE c.product_id = :p"
-            ),
-            {"p": product.id},
-        )
+        write_postings(conn, "c.product_id = :p", {"p": product.id})
     with db.transaction() as conn:
         conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
         ensure_vector_index(conn, embedder.dimension)
