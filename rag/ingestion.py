@@ -42,8 +42,10 @@ from rag.store import delete_document, ensure_vector_index, replace_document, st
 ProgressFn = Callable[[int, int, str], None]  # (done, total, current source)
 # Above this many bytes to (re)index, starting encoder processes pays for itself.
 POOL_MIN_BYTES = 256 * 1024
-# Chunks collected across documents before they are sorted by length and sent as batches.
+# Chunks collected across documents before they are sorted by length and sent as batches. The first
+# windows are small so the encoder processes start while the parent is still chunking.
 WINDOW_BATCHES = 8
+FIRST_WINDOW_BATCHES = 2
 
 
 @dataclass(frozen=True)
@@ -304,7 +306,8 @@ def sync_documents(
             waiting.append(
                 _Pending(item.source, item.media_type, doc, digest, size, chunks, texts, item.source not in stored)
             )
-            if sum(len(p.texts) for p in waiting) >= WINDOW_BATCHES * batch_size:
+            window = WINDOW_BATCHES if len(outstanding) >= 2 else FIRST_WINDOW_BATCHES
+            if sum(len(p.texts) for p in waiting) >= window * batch_size:
                 submit()
         if waiting:
             submit()

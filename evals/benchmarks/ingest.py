@@ -26,6 +26,7 @@ from rag.ingestion import ingest_directory
 from rag.products import ProductSpec, delete_product
 from rag.samples import sample_knowledge_dir
 from rag.settings import Settings
+from rag.store import vector_index_name
 
 PRODUCT = "bench-ingest"
 
@@ -60,10 +61,16 @@ def corpus_texts(directory: Path, settings: Settings) -> list[str]:
     return texts
 
 
-def run(db: Database, settings: Settings, *, copies: int = 5, workers: int | None = None) -> dict[str, Any]:
+def run(
+    db: Database, settings: Settings, *, copies: int = 5, workers: int | None = None, fresh_index: bool = False
+) -> dict[str, Any]:
+    """`fresh_index`: drop the HNSW index first (only in a database of the benchmark's own), so the
+    pipeline takes its bulk-load path, inserts first and the index built once at the end."""
     workers = workers or settings.workers
     with db.transaction() as conn:
         delete_product(conn, PRODUCT)
+        if fresh_index:
+            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {vector_index_name(EncoderPool.dimension)}")
     workdir = Path(tempfile.mkdtemp(prefix="meshpilot-bench-"))
     try:
         build_corpus(workdir, copies)
@@ -114,6 +121,7 @@ def run(db: Database, settings: Settings, *, copies: int = 5, workers: int | Non
             "chunks_per_s": round(raw_rate, 2),
         },
         "ratio": round(pipeline_rate / raw_rate, 3),
+        "database": "the benchmark's own (HNSW index built after the load)" if fresh_index else "as configured",
         "goal_ratio": 0.85,
         "passed": pipeline_rate / raw_rate >= 0.85,
     }

@@ -28,11 +28,15 @@ def ingest_cmd(
     Example: meshpilot bench ingest --json
     """
     from evals.benchmarks.ingest import run
+    from rag.database import open_database
 
     settings = settings_from(ctx)
-    db = database(ctx)
+    # Embedded: a database of the benchmark's own, so the user's knowledge (and the size of its HNSW
+    # index, which makes every insert slower) cannot change the figure from one run to the next.
+    own = settings.database_url is None
+    db = open_database(settings.model_copy(update={"home": settings.home / "bench-ingest"})) if own else database(ctx)
     try:
-        result = run(db, settings, copies=copies, workers=workers)
+        result = run(db, settings, copies=copies, workers=workers, fresh_index=own)
     finally:
         db.close()
     if json_out:
