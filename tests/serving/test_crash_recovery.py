@@ -63,7 +63,14 @@ def test_sigkill_mid_ingest_then_rerun_equals_a_clean_run(
         shutil.copytree(d, corpus / d.name, ignore=shutil.ignore_patterns("product.yaml"))
     home = tmp_path / "home"
     crash_settings = Settings(home=home, embed_workers=1)
-    env = {**os.environ, "MESHPILOT_HOME": str(home), "MESHPILOT_EMBED_WORKERS": "1", "PYTHONPATH": str(ROOT)}
+    # Small batches: documents are committed a few at a time, so the kill lands mid-run.
+    env = {
+        **os.environ,
+        "MESHPILOT_HOME": str(home),
+        "MESHPILOT_EMBED_WORKERS": "1",
+        "MESHPILOT_EMBEDDING_BATCH_SIZE": "2",
+        "PYTHONPATH": str(ROOT),
+    }
     command = [sys.executable, "-m", "serving.cli.app", "ingest", str(corpus), "--product", "crash", "--json"]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     crash_db = None
