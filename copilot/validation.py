@@ -69,13 +69,8 @@ def validate_folder(
     if not contract_path.is_file():
         report.add("contract_present", False, f"{CONTRACT_FILE} is missing in {folder}")
         return report
-    try:
-        contract = yaml.safe_load(contract_path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        report.add("contract_yaml", False, f"invalid YAML: {str(exc).splitlines()[0]}")
-        return report
-    if not isinstance(contract, dict):
-        report.add("contract_yaml", False, "the contract is not a YAML mapping")
+    contract = _load_mapping(contract_path, "contract_yaml", report)
+    if contract is None:
         return report
     errors = schema_errors(contract)
     report.add("odcs_json_schema", not errors, "; ".join(errors[:3]) or "valid against ODCS v3.1.0 JSON Schema")
@@ -106,17 +101,28 @@ def validate_folder(
     return report
 
 
+def _load_mapping(path: Path, check: str, report: ValidationReport) -> dict[str, Any] | None:
+    """A YAML file that must hold a mapping; a failure becomes the failed check `check`."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        report.add(check, False, f"invalid YAML: {str(exc).splitlines()[0]}")
+        return None
+    if not isinstance(data, dict):
+        report.add(check, False, f"{path.name} is not a YAML mapping")
+        return None
+    return data
+
+
 def _load_manifest(folder: Path, report: ValidationReport) -> dict[str, Any] | None:
     path = folder / MANIFEST_FILE
     if not path.is_file():
         report.add("pipeline_manifest", False, f"{MANIFEST_FILE} is missing")
         return None
-    try:
-        manifest = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        report.add("pipeline_manifest", False, f"invalid YAML: {str(exc).splitlines()[0]}")
+    manifest = _load_mapping(path, "pipeline_manifest", report)
+    if manifest is None:
         return None
-    if not isinstance(manifest, dict) or not manifest.get("models"):
+    if not manifest.get("models"):
         report.add("pipeline_manifest", False, "the manifest names no model")
         return None
     report.add(
