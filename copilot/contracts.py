@@ -259,4 +259,4 @@ def product_classification(profile: Profile) -> str:
 
 
 def contract_yaml(contract: dict[str, Any]) -> str:
-    return yaml.safe_dump(contract, sort_keys=False, allow_unicode=True, width=120)
+    return yaml.safe_dump(contract, sort_keys=False, allow_unicode=True, width=float("inf"))

@@ -83,7 +83,7 @@ def draft_manifest(request: DraftRequest, source: Source, published: str, out: P
 
 
 def manifest_yaml(manifest: dict[str, Any]) -> str:
-    return yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True, width=120)
+    return yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True, width=float("inf"))
 
 
 def draft_lineage(request: DraftRequest, source: Source, profile: Profile, published: str) -> str:
