@@ -25,6 +25,8 @@ class DraftRun:
     checks: list[dict[str, Any]]
     message: str
     timings_ms: dict[str, float] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    """The current draft (artifact path -> text), for callers that show it; not in `to_dict`."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +58,7 @@ def _summary(thread: str, result: dict[str, Any], context: Context) -> DraftRun:
         checks=report.summary(),
         message=message,
         timings_ms=dict(context.timings_ms),
+        files=dict(result.get("files") or {}),
     )
 
 
@@ -67,6 +70,18 @@ def start(
     config: Any = {"configurable": {"thread_id": thread}}
     result = graph.invoke(inputs, config, context=context)
     return _summary(thread, result, context)
+
+
+def current(thread: str, checkpointer: BaseCheckpointSaver[Any]) -> DraftRun:
+    """The thread as it stands, without running anything."""
+    graph = builder.compile(checkpointer=checkpointer, name=GRAPH_NAME)
+    snapshot = graph.get_state({"configurable": {"thread_id": thread}})
+    if not snapshot.values:
+        raise UsageError(f"no draft thread {thread!r}")
+    values = dict(snapshot.values)
+    if snapshot.interrupts:
+        values["__interrupt__"] = list(snapshot.interrupts)
+    return _summary(thread, values, Context())
 
 
 def resume(thread: str, approved: bool, context: Context, checkpointer: BaseCheckpointSaver[Any]) -> DraftRun:

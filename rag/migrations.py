@@ -135,6 +135,24 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        5,
+        "copilot threads and the keys that own them",
+        """
+        -- The graph's state lives in LangGraph's checkpoint tables; this row says whose thread it is
+        -- (the API answers 404 to any other non-admin key) and what was asked for.
+        CREATE TABLE copilot_threads (
+            thread_id  text PRIMARY KEY,
+            key_id     bigint NOT NULL REFERENCES api_keys (id) ON DELETE CASCADE,
+            name       text NOT NULL,
+            domain     text NOT NULL,
+            owner      text NOT NULL,
+            source     text NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX copilot_threads_key_idx ON copilot_threads (key_id, created_at);
+        """,
+    ),
 ]
 
 

@@ -61,6 +61,15 @@ class Settings(BaseSettings):
     judge_model: str = "default"
     judge_api_key: SecretStr | None = None
 
+    # Copilot over HTTP (serving/): where approved drafts are published, and the PR bot's clones.
+    copilot_publish_root: Path | None = Field(
+        None, description="Approved copilot threads publish to <root>/<domain>/<name>; unset = $home/data-products."
+    )
+    github_repositories: dict[str, Path] = Field(
+        default_factory=dict,
+        description='The PR bot\'s local clones, JSON {"owner/name": "/path/to/clone"}; it never fetches.',
+    )
+
     @property
     def data_dir(self) -> Path:
         return self.home.expanduser().resolve() / "pg"
