@@ -21,10 +21,11 @@ from rag.settings import Settings
 from serving.api.errors import install_error_handlers
 from serving.api.metrics import ApiMetrics
 from serving.api.middleware import BodyLimitMiddleware, ObservabilityMiddleware
-from serving.api.routes import ask, health, ingest, openai_compat, products, web, webhooks
+from serving.api.routes import ask, copilot, health, ingest, openai_compat, products, web, webhooks
 from serving.api.state import ApiState
 
-DESCRIPTION = """Grounded answers from your data mesh's knowledge, only from what the caller may read.
+DESCRIPTION = """Grounded answers from your data mesh's knowledge, only from what the caller may read, and a
+copilot that drafts validated data products from your data and publishes them once approved.
 
 Authenticate with `Authorization: Bearer <key>` (`meshpilot keys create`). Errors are JSON
 `{"error": {"code", "message"}}` with a stable `code`.
@@ -64,7 +65,7 @@ def create_app(
         openapi_url="/openapi.json",
     )
     install_error_handlers(app)
-    for module in (ask, products, ingest, openai_compat, webhooks, health, web):
+    for module in (ask, products, ingest, copilot, openai_compat, webhooks, health, web):
         app.include_router(module.router)
     app.mount("/static", web.static_files(), name="static")
 

@@ -1,8 +1,9 @@
 """Wire schemas of the OpenAI-compatible endpoints: the subset of the chat completions protocol we serve.
 
 Requests accept and ignore the protocol's other parameters (temperature, top_p, ...): answers come
-from the RAG service, which decides their wording. Responses carry two extra fields, `citations`
-and `grounded`; the citations are also rendered in the message text for clients that ignore them.
+from the RAG service, which decides their wording. Responses carry extra fields, `citations` and
+`grounded` (and `thread` for the copilot); the citations are also rendered in the message text for
+clients that ignore them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from serving.api.schemas import CitationOut, ProductName, ShortText, Text
+from serving.api.schemas import CitationOut, ProductName, ShortText, Text, ThreadId, ThreadState
 
 
 class ContentPart(BaseModel):
@@ -32,13 +33,16 @@ class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(strict=True, extra="allow")
 
     model: Annotated[str, StringConstraints(min_length=1, max_length=256)] = Field(
-        examples=["meshpilot-rag"], description="meshpilot-rag; other names get 404 model_not_found."
+        examples=["meshpilot-rag"],
+        description="meshpilot-rag or meshpilot-copilot; other names get 404 model_not_found.",
     )
     messages: Annotated[list[ChatMessage], Field(min_length=1, max_length=256)]
     stream: bool | None = False
     # meshpilot extensions (pass with the SDK's extra_body): narrow the knowledge searched.
     product: ProductName | None = None
     domain: ShortText | None = None
+    # meshpilot-copilot only: the draft thread the message is about (from POST /v1/copilot/threads).
+    thread: ThreadId | None = None
 
 
 class ModelCard(BaseModel):
@@ -74,6 +78,9 @@ class ChatCompletion(BaseModel):
         description="meshpilot: the passages the answer cites, numbered as in the text."
     )
     grounded: bool = Field(description="meshpilot: false when the answer is a refusal.")
+    thread: ThreadState | None = Field(
+        None, description="meshpilot-copilot: the thread's state after the message, when the request named one."
+    )
 
 
 class Delta(BaseModel):
@@ -95,3 +102,4 @@ class ChatCompletionChunk(BaseModel):
     choices: list[ChunkChoice]
     citations: list[CitationOut] | None = None
     grounded: bool | None = None
+    thread: ThreadState | None = None

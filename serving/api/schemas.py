@@ -6,7 +6,8 @@ cannot store (NUL characters, lone surrogates), so bad input is a 422 here and n
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, get_args
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -14,6 +15,9 @@ from rag.answers import GroundedAnswer
 from rag.ingestion import IngestReport
 from rag.products import CLASSIFICATIONS, KnowledgeProduct
 from serving.api.github_webhooks import DeliveryStatus
+
+if TYPE_CHECKING:
+    from serving.api.copilot_threads import ThreadView
 
 
 def storable(value: str) -> str:
@@ -152,6 +156,82 @@ class IngestReportOut(BaseModel):
     @classmethod
     def of(cls, report: IngestReport) -> IngestReportOut:
         return cls.model_validate(report.to_dict())
+
+
+# ---------------------------------------------------------------- /v1/copilot/threads
+SnakeCase = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
+TextFileName = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}\.(csv|tsv|txt|jsonl|ndjson|sql|ddl)$")
+]
+ThreadId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+ThreadStatus = Literal["awaiting_approval", "published", "rejected", "invalid"]
+
+
+class ThreadFields(StrictRequest):
+    """What to draft; as JSON fields, or as the text fields of a multipart upload."""
+
+    name: SnakeCase = Field(description="The data product's name, snake_case, e.g. customer_orders.")
+    domain: SnakeCase = Field(description="The owning domain, snake_case, e.g. sales.")
+    owner: Annotated[Text, StringConstraints(pattern=r"\S", max_length=256)] = Field(description="The owner's e-mail.")
+
+
+class ThreadCreate(ThreadFields):
+    """The data inline as text: CSV, JSON lines or SQL DDL (binary formats such as Parquet go as multipart)."""
+
+    filename: TextFileName = Field("data.csv", description="The file's name; its suffix says the format.")
+    content: Annotated[Text, StringConstraints(min_length=1)] = Field(description="The file's text.")
+
+
+class CheckOut(BaseModel):
+    name: str
+    passed: bool
+    reason: str
+
+
+class ThreadState(BaseModel):
+    thread: str
+    status: ThreadStatus = Field(description="awaiting_approval, then published or rejected; invalid drafts end.")
+    valid: bool = Field(description="Every validation check passed.")
+    revisions: int
+    message: str
+    checks: list[CheckOut]
+    artifacts: list[str] = Field(description="The files publishing wrote (empty until published).")
+
+    @classmethod
+    def of(cls, view: ThreadView) -> ThreadState:
+        return cls.model_validate({**view.run.to_dict(), "message": view.message})
+
+
+class ThreadOut(ThreadState):
+    name: str
+    domain: str
+    owner: str
+    source: str = Field(description="The uploaded file's name.")
+    created_at: datetime
+    files: dict[str, str] = Field(
+        description="The draft: path in the product folder -> text (the contract is datacontract.odcs.yaml)."
+    )
+
+    @classmethod
+    def of(cls, view: ThreadView) -> ThreadOut:
+        r = view.record
+        fields = {"name": r.name, "domain": r.domain, "owner": r.owner, "source": r.source}
+        return cls.model_validate(
+            {**ThreadState.of(view).model_dump(), **fields, "created_at": r.created_at, "files": view.run.files}
+        )
+
+
+class ThreadMessage(StrictRequest):
+    content: Annotated[Text, StringConstraints(min_length=1, max_length=20_000)] = Field(
+        description="`approve`, `reject`, `status`, or a question (answered from the knowledge the key may read)."
+    )
+
+
+class ThreadReply(BaseModel):
+    action: Literal["approve", "reject", "status", "answer"]
+    reply: str = Field(description="The text to show; an answer lists its sources under it.")
+    answer: AskResponse | None = Field(description="The answer with its citations when `action` is answer.")
+    thread: ThreadOut
 
 
 # ---------------------------------------------------------------- /webhooks/github

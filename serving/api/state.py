@@ -10,7 +10,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from rag.chat_models import ChatModel
+from rag.chat_models import ChatModel, chat_model_from_settings
 from rag.database import Database, open_database
 from rag.embeddings import Embedder, get_embedder
 from rag.errors import DatabaseUnavailable
@@ -29,6 +29,8 @@ class ApiState:
     settings: Settings
     db: Database
     embedder: Embedder
+    chat_model: ChatModel | None
+    """The configured chat model (None: offline answerer and deterministic drafters)."""
     service: RagService
     limiter: RateLimiter
     metrics: ApiMetrics
@@ -48,13 +50,14 @@ class ApiState:
         database = db or _open_with_retries(settings)
         try:
             model = embedder or get_embedder(settings)
-            service = RagService.build(settings, database, embedder=model, chat_model=chat_model)
+            chat = chat_model or chat_model_from_settings(settings)
+            service = RagService.build(settings, database, embedder=model, chat_model=chat)
         except Exception:
             if owns_db:
                 database.close()
             raise
         limiter = RateLimiter(settings.api_rate_limit_per_minute)
-        return cls(settings, database, model, service, limiter, metrics, owns_db)
+        return cls(settings, database, model, chat, service, limiter, metrics, owns_db)
 
     def close(self) -> None:
         if self.owns_db:

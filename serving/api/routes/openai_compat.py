@@ -1,7 +1,13 @@
-"""`/v1/models` and `/v1/chat/completions`: the RAG service behind the OpenAI chat protocol.
+"""`/v1/models` and `/v1/chat/completions`: the RAG service and the copilot behind the OpenAI chat protocol.
 
-Any OpenAI client works: base URL `<server>/v1`, an API key from `meshpilot keys create`, model
-`meshpilot-rag`. The last user message is the question; the key's groups decide what it may read.
+Any OpenAI client works: base URL `<server>/v1`, an API key from `meshpilot keys create`. The last user
+message is what the model acts on; the key's groups decide what it may read.
+
+- `meshpilot-rag`: the message is a question, answered with citations.
+- `meshpilot-copilot`: the message is handled as a copilot thread message. With the extra body field
+  `thread` (a thread from POST /v1/copilot/threads): `approve`, `reject`, `status` or a question about
+  it. Without: questions are answered as by meshpilot-rag, and drafting requests get how to start a
+  thread (drafting needs the data, which a chat message does not carry).
 """
 
 from __future__ import annotations
@@ -10,16 +16,16 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from serving.api import sse
-from serving.api.completions import RAG_MODEL, completion, completion_events, question_of
-from serving.api.deps import MetricsDep, PrincipalDep, ServiceDep
+from serving.api import copilot_threads, sse
+from serving.api.completions import COPILOT_MODEL, RAG_MODEL, Reply, completion, completion_events, question_of
+from serving.api.deps import MetricsDep, PrincipalDep, StateDep
 from serving.api.errors import ApiError, error_responses
 from serving.api.openai_schemas import ChatCompletion, ChatCompletionRequest, ModelCard, ModelList
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
-# A fixed creation time: the model is this service, not a checkpoint with a date.
+# A fixed creation time: the models are this service, not checkpoints with a date.
 _CREATED = 1_767_225_600
-MODELS = [ModelCard(id=RAG_MODEL, created=_CREATED, owned_by="meshpilot")]
+MODELS = [ModelCard(id=model, created=_CREATED, owned_by="meshpilot") for model in (RAG_MODEL, COPILOT_MODEL)]
 
 
 @router.get("/models", response_model=ModelList, summary="List models", responses=error_responses(401, 429))
@@ -34,18 +40,18 @@ async def models(_: PrincipalDep) -> ModelList:
     description=(
         "OpenAI chat completions, `stream` true or false. The answer cites passages as [n] and lists them "
         "under 'Sources:' in the text; the extra fields `citations` and `grounded` carry the same as data "
-        "(in the last chunk when streaming). Optional extra fields `product` and `domain` narrow the search."
+        "(in the last chunk when streaming). Optional extra fields `product` and `domain` narrow the search. "
+        "Model `meshpilot-copilot` acts on the last user message as a copilot thread message: with the extra "
+        "field `thread` (a thread id), `approve`, `reject` and `status` act on that draft and the extra field "
+        "`thread` of the answer holds its state; questions are answered from the knowledge the key may read."
     ),
     responses={
         200: {"content": {sse.MEDIA_TYPE: {"schema": {"type": "string"}}}},
-        **error_responses(400, 401, 404, 409, 413, 422, 429, 502, 503),
+        **error_responses(400, 401, 403, 404, 409, 413, 422, 429, 502, 503),
     },
 )
 async def chat_completions(
-    body: ChatCompletionRequest,
-    principal: PrincipalDep,
-    service: ServiceDep,
-    metrics: MetricsDep,
+    body: ChatCompletionRequest, principal: PrincipalDep, state: StateDep, metrics: MetricsDep
 ) -> ChatCompletion | StreamingResponse:
     if body.model not in {m.id for m in MODELS}:
         available = ", ".join(m.id for m in MODELS)
@@ -53,10 +59,20 @@ async def chat_completions(
     question = question_of(body.messages)
     if not question or not question.strip():
         raise ApiError(422, "validation_error", "messages: the last user message must contain text (the question)")
-    result = await run_in_threadpool(
-        service.ask, question, groups=principal.groups, product=body.product, domain=body.domain
-    )
-    metrics.answers.labels(str(result.grounded).lower()).inc()
+    if body.model == COPILOT_MODEL:
+        turn = await run_in_threadpool(
+            copilot_threads.chat, state, principal, body.thread, question, product=body.product, domain=body.domain
+        )
+        reply, answered = Reply.of_turn(turn), turn.answer is not None
+    elif body.thread is not None:
+        raise ApiError(400, "bad_request", f"`thread` is a field of model {COPILOT_MODEL}, not of {body.model}")
+    else:
+        result = await run_in_threadpool(
+            state.service.ask, question, groups=principal.groups, product=body.product, domain=body.domain
+        )
+        reply, answered = Reply.of(result), True
+    if answered:
+        metrics.answers.labels(str(reply.grounded).lower()).inc()
     if body.stream:
-        return StreamingResponse(completion_events(result, body.model), media_type=sse.MEDIA_TYPE, headers=sse.HEADERS)
-    return completion(result, body.model)
+        return StreamingResponse(completion_events(reply, body.model), media_type=sse.MEDIA_TYPE, headers=sse.HEADERS)
+    return completion(reply, body.model)

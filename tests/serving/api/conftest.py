@@ -16,6 +16,7 @@ import pytest
 from pydantic import SecretStr
 
 WEBHOOK_SECRET = "test-webhook-secret"
+PR_REPOSITORY = "lakeshore/data-products"  # the PR bot's configured repository, a local clone
 CANARY = "CANARY-FIN-7Q4X-ORCHID"
 CANARY_QUESTION = "What is the code name of the FY2027 revenue forecast model?"
 
@@ -67,9 +68,29 @@ def ingest_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def api_settings(settings: Any, ingest_root: Path) -> Any:
+def pr_clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty git repository standing for the server's clone of PR_REPOSITORY; tests commit into it."""
+    import subprocess
+
+    repo = tmp_path_factory.mktemp("pr-clone")
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    return repo
+
+
+@pytest.fixture(scope="session")
+def publish_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("data-products")
+
+
+@pytest.fixture(scope="session")
+def api_settings(settings: Any, ingest_root: Path, pr_clone: Path, publish_root: Path) -> Any:
     return settings.model_copy(
-        update={"github_webhook_secret": SecretStr(WEBHOOK_SECRET), "api_ingest_root": ingest_root}
+        update={
+            "github_webhook_secret": SecretStr(WEBHOOK_SECRET),
+            "api_ingest_root": ingest_root,
+            "github_repositories": {PR_REPOSITORY: pr_clone},
+            "copilot_publish_root": publish_root,
+        }
     )
 
 
