@@ -243,7 +243,12 @@ class WebhookResult(BaseModel):
     pull_request: int | None
     status: DeliveryStatus
     message: str
-    comment: str | None = Field(description="The PR comment body when the PR bot ran; null otherwise.")
+    comment: str | None = Field(
+        description="The PR comment (Markdown) when the PR bot proposed something; null otherwise. Not posted."
+    )
+    blocking: bool | None = Field(
+        None, description="With a comment: true when a change breaks consumers without a major version bump."
+    )
     duplicate: bool = Field(False, description="True when this delivery id was received before.")
 
 

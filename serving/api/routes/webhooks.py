@@ -1,4 +1,4 @@
-"""`/webhooks/github`: verified GitHub deliveries, stored with the response sent (see github_webhooks)."""
+"""`/webhooks/github`: verified GitHub deliveries, the PR bot, stored with the response sent (see github_webhooks)."""
 
 from __future__ import annotations
 
@@ -27,8 +27,13 @@ _KNOWN_EVENTS = {"ping", "pull_request", "push", "pull_request_review", "issue_c
     summary="GitHub webhook",
     description=(
         "Verifies `X-Hub-Signature-256` (HMAC-SHA256 of the body with MESHPILOT_GITHUB_WEBHOOK_SECRET), "
-        "stores the delivery and returns what was done. The PR bot is not available yet: pull_request "
-        "events are stored and answered with status `pr_bot_unavailable`, and no comment is posted."
+        "stores the delivery and returns what was done. On a pull_request (opened, synchronize, reopened, "
+        "ready_for_review) of a repository in MESHPILOT_GITHUB_REPOSITORIES, the PR bot compares "
+        "pull_request.base.sha with head.sha in the local clone (never fetched): status `comment_ready` with "
+        "the Markdown `comment` and `blocking` (a breaking change without a major version bump), or "
+        "`no_data_changes`, `repository_not_configured`, `commits_not_found`, `proposal_failed`. The comment is "
+        "returned and stored, not posted to GitHub: a CI step or a GitHub App posts it. A delivery id seen "
+        "before returns the stored response with `duplicate: true`."
     ),
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}},
     responses=error_responses(400, 401, 413, 503),
@@ -65,20 +70,25 @@ async def github(
 
 
 def _handle(state: ApiState, delivery: Delivery, body: bytes) -> WebhookResult:
-    status, message = outcome(delivery)
+    with state.db.engine.connect() as conn:  # a redelivery does not run the PR bot again
+        previous = stored_response(conn, delivery.id)
+    if previous is not None:
+        return WebhookResult.model_validate({**previous, "duplicate": True})
+    done = outcome(delivery, state.settings.github_repositories)
     result = WebhookResult(
         delivery=delivery.id,
         event=delivery.event,
         action=delivery.action,
         repository=delivery.repository,
         pull_request=delivery.pull_number,
-        status=status,
-        message=message,
-        comment=None,
+        status=done.status,
+        message=done.message,
+        comment=done.comment,
+        blocking=done.blocking,
     )
     response: dict[str, Any] = result.model_dump(mode="json")
     with state.db.transaction() as conn:
-        if store(conn, delivery, status, None, response, body):
+        if store(conn, delivery, done.status, done.comment, response, body):
             return result
-        previous = stored_response(conn, delivery.id)
+        previous = stored_response(conn, delivery.id)  # the same delivery arrived meanwhile
     return WebhookResult.model_validate({**(previous or response), "duplicate": True})

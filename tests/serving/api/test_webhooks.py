@@ -1,11 +1,13 @@
-"""/webhooks/github: HMAC verification, event parsing, storage; the PR bot is not available yet."""
+"""/webhooks/github: HMAC verification, event parsing, storage, and the PR bot on a real git clone."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
+import subprocess
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from tests.serving.api.conftest import WEBHOOK_SECRET
+from tests.copilot.helpers import case_data, draft_offline
+from tests.serving.api.conftest import PR_REPOSITORY, WEBHOOK_SECRET
 
 
 def signed(body: bytes, event: str, delivery: str | None = None, secret: str = WEBHOOK_SECRET) -> dict[str, str]:
@@ -34,14 +37,14 @@ PR = {
 }
 
 
-def test_pull_request_is_stored_and_says_the_bot_is_unavailable(client: httpx.Client, db: Any) -> None:
+def test_a_pull_request_of_an_unconfigured_repository_is_stored_untouched(client: httpx.Client, db: Any) -> None:
     body = json.dumps(PR).encode()
     headers = signed(body, "pull_request")
     r = client.post("/webhooks/github", content=body, headers=headers)
     assert r.status_code == 200, r.text
     result = r.json()
-    assert result["status"] == "pr_bot_unavailable" and result["comment"] is None
-    assert "not available" in result["message"]
+    assert result["status"] == "repository_not_configured" and result["comment"] is None
+    assert "MESHPILOT_GITHUB_REPOSITORIES" in result["message"]
     assert (result["repository"], result["pull_request"], result["duplicate"]) == (
         "lakeshore/finance-products",
         7,
@@ -52,12 +55,121 @@ def test_pull_request_is_stored_and_says_the_bot_is_unavailable(client: httpx.Cl
             text("SELECT event, status, payload, response FROM webhook_deliveries WHERE delivery_id = :d"),
             {"d": headers["X-GitHub-Delivery"]},
         ).one()
-    assert (row.event, row.status, bytes(row.payload)) == ("pull_request", "pr_bot_unavailable", body)
-    assert row.response["status"] == "pr_bot_unavailable"
+    assert (row.event, row.status, bytes(row.payload)) == ("pull_request", "repository_not_configured", body)
+    assert row.response["status"] == "repository_not_configured"
 
     again = client.post("/webhooks/github", content=body, headers=headers)  # GitHub redelivers
     assert again.status_code == 200 and again.json()["duplicate"] is True
-    assert again.json()["status"] == "pr_bot_unavailable"
+    assert again.json()["status"] == "repository_not_configured"
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return done.stdout.strip()
+
+
+def commit(repo: Path, files: dict[str, str | None], message: str) -> str:
+    """Write (or, with None, delete) files in the clone, commit them, return the new sha."""
+    for rel, content in files.items():
+        path = repo / rel
+        if content is None:
+            path.unlink()
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "--allow-empty", "-m", message)
+    return git(repo, "rev-parse", "HEAD")
+
+
+def pull_request(base: str, head: str, number: int = 12, action: str = "synchronize") -> bytes:
+    pr = {"number": number, "base": {"ref": "main", "sha": base}, "head": {"ref": "change", "sha": head}}
+    return json.dumps(
+        {"action": action, "number": number, "pull_request": pr, "repository": {"full_name": PR_REPOSITORY}}
+    ).encode()
+
+
+def deliver(client: httpx.Client, body: bytes) -> tuple[dict[str, Any], str]:
+    headers = signed(body, "pull_request")
+    r = client.post("/webhooks/github", content=body, headers=headers)
+    assert r.status_code == 200, r.text
+    return r.json(), headers["X-GitHub-Delivery"]
+
+
+def stored(db: Any, delivery: str) -> Any:
+    with db.engine.connect() as conn:
+        return conn.execute(
+            text("SELECT status, comment, response FROM webhook_deliveries WHERE delivery_id = :d"), {"d": delivery}
+        ).one()
+
+
+def test_a_new_data_file_gets_a_proposed_contract_returned_and_stored(
+    client: httpx.Client, db: Any, pr_clone: Path
+) -> None:
+    folder = f"products/{uuid.uuid4().hex[:8]}"
+    base = commit(pr_clone, {"README.md": f"# data products {folder}\n"}, "readme")
+    head = commit(pr_clone, {f"{folder}/data.csv": case_data("shipments").read_text()}, "add shipments")
+    body = pull_request(base, head, action="opened")
+    result, delivery = deliver(client, body)
+    assert (result["status"], result["blocking"], result["pull_request"]) == ("comment_ready", False, 12)
+    comment = result["comment"]
+    assert comment.startswith(f"## meshpilot: data contracts ({base}...{head})")
+    assert f"| `{folder}/data.csv` | data |" in comment and "no contract yet" in comment
+    assert f"Proposed contract for <code>{folder}/data.csv</code>" in comment and "apiVersion: v3.1.0" in comment
+    assert "returned and stored" in result["message"]
+
+    row = stored(db, delivery)
+    assert (row.status, row.comment) == ("comment_ready", comment)
+    assert row.response["comment"] == comment and row.response["blocking"] is False
+    again = client.post("/webhooks/github", content=body, headers=signed(body, "pull_request", delivery))
+    assert again.json() == {**result, "duplicate": True}  # a redelivery does not run the bot again
+
+
+def test_a_removed_column_blocks_until_the_major_version_is_bumped(
+    client: httpx.Client, db: Any, pr_clone: Path, tmp_path: Path
+) -> None:
+    folder = f"products/{uuid.uuid4().hex[:8]}"
+    data = case_data("shipments", tmp_path)
+    contract = draft_offline(data, "shipments", "warehouse_ops", tmp_path / "out")["datacontract.odcs.yaml"]
+    base = commit(pr_clone, {f"{folder}/data.csv": data.read_text(), f"{folder}/datacontract.odcs.yaml": contract}, "b")
+    narrower = "\n".join(line.rsplit(";", 1)[0] for line in data.read_text().splitlines()) + "\n"
+    head = commit(pr_clone, {f"{folder}/data.csv": narrower}, "drop currency")
+    result, delivery = deliver(client, pull_request(base, head))
+    assert result["status"] == "comment_ready" and result["blocking"] is True
+    assert "**Breaking change without a major version bump.**" in result["comment"]
+    assert "currency removed" in result["comment"] and "a breaking change" in result["message"]
+    assert stored(db, delivery).comment == result["comment"]
+
+
+def test_pull_requests_without_data_changes_or_commits_get_a_clear_status(
+    client: httpx.Client, db: Any, pr_clone: Path
+) -> None:
+    base = commit(pr_clone, {}, "empty")
+    head = commit(pr_clone, {"docs/notes.md": f"{uuid.uuid4()}\n"}, "docs only")
+    result, delivery = deliver(client, pull_request(base, head))
+    assert (result["status"], result["comment"], result["blocking"]) == ("no_data_changes", None, None)
+    assert stored(db, delivery).status == "no_data_changes"
+
+    unknown = hashlib.sha1(uuid.uuid4().bytes).hexdigest()  # noqa: S324 (a made-up commit id)
+    result, _ = deliver(client, pull_request(base, unknown))
+    assert result["status"] == "commits_not_found" and unknown[:12] in result["message"]
+    assert "never fetches" in result["message"]
+    result, _ = deliver(client, pull_request(base, "HEAD~1"))  # not a sha: never passed to git
+    assert result["status"] == "commits_not_found"
+
+
+def test_a_data_file_the_bot_cannot_read_is_a_stored_failure_not_a_5xx(
+    client: httpx.Client, db: Any, pr_clone: Path
+) -> None:
+    folder = f"products/{uuid.uuid4().hex[:8]}"
+    base = commit(pr_clone, {}, "empty")
+    head = commit(pr_clone, {f"{folder}/data.csv": "id,name\n1,a\n2,b,extra\n3,c\n"}, "ragged")
+    result, delivery = deliver(client, pull_request(base, head))
+    assert result["status"] == "proposal_failed" and "ragged rows" in result["message"]
+    assert stored(db, delivery).status == "proposal_failed"
 
 
 def test_ping_and_other_events(client: httpx.Client) -> None:
