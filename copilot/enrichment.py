@@ -19,8 +19,24 @@ from copilot.reports import Check
 from copilot.sql_guard import check_read_only
 from copilot.standards import Standards
 from rag.chat_models import ChatModel, Message
+from rag.guards.pipeline import GuardPipeline, default_guards
+from rag.settings import Settings
 
 PROMPT_ID = "copilot_draft"
+REPLY_KEYS = frozenset({"descriptions", "rules", "purpose"})
+
+
+def _guards() -> GuardPipeline:
+    return default_guards(Settings())
+
+
+def _screened_values(values: list[Any]) -> list[Any]:
+    """Sample values are data an attacker may control: instruction-like ones never reach the model."""
+    texts = [str(v) for v in values]
+    if not texts:
+        return values
+    kept = set(_guards().screen_context(texts).kept)
+    return [v if i in kept else "[withheld: instruction-like text]" for i, v in enumerate(values)]
 
 
 def profile_summary(profile: Profile) -> str:
@@ -32,7 +48,7 @@ def profile_summary(profile: Profile) -> str:
             "distinct": c.distinct,
             "min": None if c.personal else c.min_value,
             "max": None if c.personal else c.max_value,
-            "values": c.values,
+            "values": _screened_values(list(c.values or [])) if c.values else c.values,
             "personal": c.personal,
         }
         for c in profile.columns
@@ -99,6 +115,13 @@ def parse_reply(text: str, profile: Profile, table: str) -> tuple[dict[str, Any]
     if not isinstance(data, dict):
         return {}, [Check("model_reply_yaml", False, "the reply is not a YAML mapping with descriptions and rules")]
     checks = [Check("model_reply_yaml", True, "valid YAML mapping")]
+    unexpected = sorted(str(k) for k in data if k not in REPLY_KEYS)
+    if unexpected:
+        # A reply asking for actions (tool calls, shell, publishing) is refused, never executed.
+        reason = (
+            f"unexpected keys {unexpected}: only {sorted(REPLY_KEYS)} are read; the copilot runs no tools for a model"
+        )
+        checks.append(Check("model_reply_keys", False, reason))
     known = {c.name for c in profile.columns}
     descriptions = data.get("descriptions") or {}
     rules = data.get("rules") or []
@@ -134,9 +157,15 @@ def parse_reply(text: str, profile: Profile, table: str) -> tuple[dict[str, Any]
             }
         )
     checks.append(Check("model_reply_sql", not bad_sql, "; ".join(bad_sql) or "every rule is read-only SQL"))
+    kept = {str(k): str(v) for k, v in descriptions.items() if k in known and v}
+    purpose = str(data["purpose"]) if data.get("purpose") else None
+    # The model's prose lands in the contract and the card: the output guard cleans it first.
+    cleaned = _guards().sanitize_output([*kept.values(), purpose or ""])
+    if not cleaned.passed:
+        checks.append(Check("model_reply_output_guard", True, "cleaned: " + ", ".join(cleaned.categories)))
     enrichment = {
-        "descriptions": {str(k): str(v) for k, v in descriptions.items() if k in known and v},
+        "descriptions": dict(zip(kept, cleaned.texts[:-1], strict=True)),
         "rules": extra,
-        "purpose": str(data["purpose"]) if data.get("purpose") else None,
+        "purpose": cleaned.texts[-1] or None,
     }
     return enrichment, checks

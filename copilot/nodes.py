@@ -25,10 +25,8 @@ from copilot.requests import DraftRequest
 from copilot.sources import DdlColumn, Source, open_source
 from copilot.standards import Standards
 from copilot.state import MAX_REVISIONS, Context, State
+from copilot.tools import authorize
 from copilot.validation import validate_folder
-
-READ_ONLY_TOOLS = frozenset({"open_source", "profile_source", "retrieve_standards", "ask_model", "validate_folder"})
-WRITE_TOOLS = frozenset({"publish"})
 
 
 def _request(state: State) -> DraftRequest:
@@ -52,9 +50,11 @@ def profile(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     started = time.perf_counter()
     _request(state)  # bad --name/--domain/--owner fail before any work
     check_out_dir(Path(state["out"]))
+    authorize("open_source", state)
     source = open_source(Path(state["data"]))
     if state.get("origin"):
         source = dataclasses.replace(source, origin=state["origin"])
+    authorize("profile_source", state)
     result = profile_source(source)
     _timed(runtime, "profile", started)
     as_dict = dataclasses.asdict(source)
@@ -64,6 +64,7 @@ def profile(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
 
 def retrieve_standards(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     started = time.perf_counter()
+    authorize("retrieve_standards", state)
     standards = runtime.context.get_standards()
     _timed(runtime, "standards", started)
     return {"standards": standards.to_dict()}
@@ -76,6 +77,7 @@ def _draft(state: State, runtime: Runtime[Context], feedback: list[str]) -> dict
     update: dict[str, Any] = {}
     enrichment: dict[str, Any] = {}
     if runtime.context.chat_model is not None:
+        authorize("ask_model", state)
         reply = ask_model(runtime.context.chat_model, request.product_id, request.table, prof, standards, feedback)
         enrichment, checks = parse_reply(reply, prof, request.table)
         update["model_checks"] = [dataclasses.asdict(c) for c in checks]
@@ -105,6 +107,7 @@ def validate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     samples = [v for c in prof.columns if c.personal for v in (c.min_value, c.max_value) if v]
     with tempfile.TemporaryDirectory(prefix="meshpilot-validate-") as scratch:
         write_files(Path(scratch), state["files"])
+        authorize("validate_folder", state)
         report = validate_folder(Path(scratch), personal_samples=samples, location=Path(state["out"]))
     report.checks[:0] = [Check(**c) for c in state.get("model_checks") or []]
     for stage, ms in report.timings_ms.items():
@@ -146,8 +149,7 @@ def approve(state: State) -> dict[str, Any]:
 
 
 def publish_node(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    if not state.get("approved"):  # the write tool is off the allowlist until approval
-        raise PermissionError("publish called without approval")
+    authorize("publish", state)  # the write tool is off the allowlist until approval
     started = time.perf_counter()
     import yaml
 

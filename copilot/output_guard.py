@@ -1,6 +1,8 @@
 """Output guard. Threat model: a draft is published into a repository and read by people and CI; it must
 not carry secrets copied from data or a model, destructive SQL or shell commands someone might paste, or
 personal data in examples and docs (a contract is classified lower than the data it describes).
+Secrets and commands are the guardrails-ai code guard's (rag/guards/); personal data is checked here,
+against the contract's own examples and team.
 """
 
 from __future__ import annotations
@@ -9,32 +11,8 @@ import re
 from typing import Any
 
 from copilot.reports import Check
-
-SECRET_PATTERNS = {
-    "private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
-    "AWS access key": re.compile(r"\bAKIA[0-9A-Z]{16}\b"),
-    "GitHub token": re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"),
-    "OpenAI-style key": re.compile(r"\bsk-[A-Za-z0-9_-]{20,}\b"),
-    "Slack token": re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b"),
-    "password assignment": re.compile(r"(?i)\b(password|passwd|secret|api_key)\s*[:=]\s*['\"]?[^\s'\"]{6,}"),
-    "credentials in a URL": re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@"),
-}
-DESTRUCTIVE_PATTERNS = {
-    "DROP/TRUNCATE/DELETE": re.compile(r"(?i)\b(drop\s+(table|schema|database|view)|truncate\s+table|delete\s+from)\b"),
-    "rm -rf": re.compile(r"\brm\s+-[a-z]*r[a-z]*f|\brm\s+-[a-z]*f[a-z]*r"),
-    "curl | sh": re.compile(r"(?i)\b(curl|wget)\b[^\n|]*\|\s*(ba)?sh\b"),
-    "chmod 777": re.compile(r"\bchmod\s+777\b"),
-}
-EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
-PHONE = re.compile(r"\+?\d[\d ().-]{7,}\d")
-# Addresses that are placeholders by definition (RFC 2606) or the owner's contact, never customer data.
-SAFE_EMAIL_DOMAINS = ("example.com", "example.org", "example.net", ".example")
-
-
-def scan_text(path: str, text: str) -> list[str]:
-    problems = [f"{path}: looks like a {label}" for label, rx in SECRET_PATTERNS.items() if rx.search(text)]
-    problems += [f"{path}: {label}" for label, rx in DESTRUCTIVE_PATTERNS.items() if rx.search(text)]
-    return problems
+from rag.guards.patterns import EMAIL, PHONE, SAFE_EMAIL_DOMAINS
+from rag.guards.pipeline import check_code
 
 
 def personal_values(values: list[Any], allowed: set[str]) -> list[str]:
@@ -54,9 +32,7 @@ def personal_values(values: list[Any], allowed: set[str]) -> list[str]:
 
 def check_outputs(files: dict[str, str], contract: dict[str, Any] | None, personal_samples: list[str]) -> list[Check]:
     """Secrets and destructive commands anywhere; personal data in examples and in the card."""
-    problems: list[str] = []
-    for path, text in sorted(files.items()):
-        problems += scan_text(path, text)
+    problems = [f.detail for f in check_code(files).findings]
     secrets = Check("output_guard_secrets_and_commands", not problems, "; ".join(problems) or "none found")
     allowed = set()
     leaks: list[str] = []

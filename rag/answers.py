@@ -54,6 +54,8 @@ class GroundedAnswer:
     citations: list[Citation] = field(default_factory=list)
     retrieval_ms: float = 0.0
     notes: list[str] = field(default_factory=list)
+    guard: dict[str, Any] = field(default_factory=dict)
+    """What the guards did: `blocked` (input categories), `dropped_passages`, `redactions`, stage timings."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +63,7 @@ class GroundedAnswer:
             "grounded": self.grounded,
             "citations": [asdict(c) for c in self.citations],
             "retrieval_ms": round(self.retrieval_ms, 2),
+            "guard": self.guard,
         }
 
 
@@ -183,6 +186,10 @@ class LLMAnswerer:
     def __init__(self, model: ChatModel) -> None:
         self.model = model
         self.prompt = prompts.load(self.prompt_id)
+
+    def protected_texts(self) -> list[str]:
+        """Lines of the system prompt (its canary included) that a reply must never repeat."""
+        return [line.strip(" -") for line in self.prompt.system.splitlines() if len(line.strip(" -")) >= 24]
 
     def answer(self, question: str, passages: list[RetrievedPassage]) -> GroundedAnswer:
         if not passages:

@@ -1,4 +1,10 @@
-"""The RAG service: question + caller's groups -> retrieval -> answerer -> `GroundedAnswer`."""
+"""The RAG service: question + caller's groups -> guards and retrieval -> answerer -> `GroundedAnswer`.
+
+Guards stand at three boundaries (rag/guards/pipeline.py): the question (refused when it injects or
+extracts; its embedding, computed once, serves both the detector and retrieval), the retrieved
+passages (flagged ones dropped before any answerer sees them) and the answer with its quotes
+(secrets and personal data redacted, foreign links removed, markup escaped, leaks withheld).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from rag.chat_models import ChatModel, chat_model_from_settings
 from rag.database import Database
 from rag.embeddings import Embedder, get_embedder
 from rag.errors import UsageError
+from rag.guards.pipeline import BLOCKED, WITHHELD, GuardPipeline, default_guards
 from rag.retrieval import HybridRetriever, RetrievedPassage
 from rag.settings import Settings
 
@@ -19,6 +26,11 @@ class RagService:
     db: Database
     retriever: HybridRetriever
     answerer: Answerer
+    guards: GuardPipeline | None = None
+    """None = the default pipeline for these settings."""
+
+    def __post_init__(self) -> None:
+        self.pipeline = self.guards or default_guards(self.settings)
 
     @classmethod
     def build(
@@ -60,7 +72,49 @@ class RagService:
             raise UsageError("the question is empty")
         if len(question) > self.settings.max_question_chars:
             raise UsageError(f"the question is longer than {self.settings.max_question_chars} characters")
-        retrieval = self.retriever.retrieve(question, groups=groups, products=products, domain=domain)
-        result = self.answerer.answer(question, retrieval.passages)
+        self.retriever.check_products(groups, products, domain)
+        vector = self.retriever.embedder.embed([question])[0]
+        checked = self.pipeline.check_input(question, vector)
+        timings = {"input_ms": round(checked.ms, 2)}
+        if not checked.passed:
+            blocked = GroundedAnswer(
+                answer=BLOCKED,
+                grounded=False,
+                notes=[f"input guard: {', '.join(checked.categories)}"],
+                guard={"blocked": checked.categories, **timings},
+            )
+            return blocked, []
+        retrieval = self.retriever.retrieve(
+            question, groups=groups, products=products, domain=domain, query_vector=vector, check=False
+        )
+        screened = self.pipeline.screen_context(
+            [p.text for p in retrieval.passages], _stored_scores(retrieval.passages)
+        )
+        passages = [retrieval.passages[i] for i in screened.kept]
+        timings["context_ms"] = round(screened.ms, 2)
+        result = self.answerer.answer(question, passages)
         result.retrieval_ms = retrieval.ms
-        return result, retrieval.passages
+        protected = self.answerer.protected_texts() if isinstance(self.answerer, LLMAnswerer) else []
+        cleaned = self.pipeline.sanitize_output([result.answer, *(c.quote for c in result.citations)], protected)
+        timings["output_ms"] = round(cleaned.ms, 2)
+        guard: dict[str, object] = {**timings}
+        if not screened.passed:
+            guard["dropped_passages"] = len(retrieval.passages) - len(passages)
+            result.notes.append(f"context guard dropped {guard['dropped_passages']} passage(s)")
+        if not cleaned.passed:
+            guard["redactions"] = cleaned.categories
+            if "system_prompt_leak" in cleaned.categories:
+                result = GroundedAnswer(WITHHELD, False, notes=["output guard: the reply repeated protected text"])
+                result.retrieval_ms = retrieval.ms
+            else:
+                result.answer = cleaned.texts[0]
+                result.citations = [
+                    type(c)(c.n, c.product, c.source, c.title, c.chunk_id, quote)
+                    for c, quote in zip(result.citations, cleaned.texts[1:], strict=True)
+                ]
+        result.guard = guard
+        return result, passages
+
+
+def _stored_scores(passages: list[RetrievedPassage]) -> list[float | None]:
+    return [getattr(p, "injection_score", None) for p in passages]

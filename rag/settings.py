@@ -47,6 +47,16 @@ class Settings(BaseSettings):
 
     max_question_chars: int = Field(4000, ge=16)
 
+    # Guards (rag/guards/): what the output guard lets through.
+    guard_allowed_link_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts whose links and images may appear in replies (subdomains included); others are removed.",
+    )
+    guard_allowed_email_domains: list[str] = Field(
+        default_factory=list,
+        description="E-mail domains kept in replies (e.g. your company's); other addresses are redacted.",
+    )
+
     # HTTP service (serving/).
     api_max_body_bytes: int = Field(1_000_000, ge=1024, description="Larger request bodies get 413.")
     api_rate_limit_per_minute: int = Field(600, ge=1, description="Requests per API key per minute (429 above).")

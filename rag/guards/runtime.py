@@ -1,0 +1,67 @@
+"""guardrails-ai, loaded offline: the framework every boundary guard runs on.
+
+Threat model: the guard library itself. guardrails-ai 0.11 downloads NLTK's punkt at import, sends
+OpenTelemetry traces to a vendor endpoint unless `~/.guardrailsrc` says otherwise, keeps every call
+in an in-memory history (unbounded growth in a long-running server) and, by default, validates on
+an asyncio loop it sets up itself (uvloop policy, "event loop already running" inside servers).
+This module imports it with all of that off, without touching the user's home directory: metrics
+and remote inferencing are disabled in guardrails' settings object before any validator or guard
+exists, and `OfflineGuard` keeps its constructor from reloading `~/.guardrailsrc`.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from functools import cache
+from types import ModuleType
+from typing import Any
+
+
+@cache
+def guardrails() -> ModuleType:
+    """The guardrails package, imported once with telemetry, downloads and call history off."""
+    os.environ["GUARD_HISTORY_ENABLED"] = "false"
+    os.environ["GUARDRAILS_RUN_SYNC"] = "true"  # ~2 ms a call instead of ~4-16 ms on a fresh loop
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    os.environ.setdefault("OTEL_SDK_DISABLED", "true")
+    import nltk
+
+    download = nltk.download
+    nltk.download = _no_download  # its import-time punkt download would reach the internet
+    try:
+        with warnings.catch_warnings():
+            # Its CLI module, imported by the package, trips typer's deprecations: not our code.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            import guardrails as gr
+            from guardrails.classes.rc import RC
+    finally:
+        nltk.download = download
+    gr.settings.rc = RC(enable_metrics=False, use_remote_inferencing=False)
+    module: ModuleType = gr
+    return module
+
+
+def _no_download(*_args: Any, **_kwargs: Any) -> bool:
+    return False
+
+
+@cache
+def offline_guard_class() -> type[Any]:
+    gr = guardrails()
+    from guardrails.classes.rc import RC
+
+    class OfflineGuard(gr.Guard):  # type: ignore[misc, name-defined]
+        """A Guard that never reads `~/.guardrailsrc`: metrics and remote inferencing stay off."""
+
+        def _load_rc(self) -> None:
+            gr.settings.rc = RC(enable_metrics=False, use_remote_inferencing=False)
+
+    return OfflineGuard
+
+
+def offline_guard(*validators: Any, name: str) -> Any:
+    """One Guard for one boundary. All validators at once: a second `.use()` replaces the first."""
+    guard = offline_guard_class()(name=name)
+    return guard.use(*validators)
