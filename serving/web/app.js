@@ -1,10 +1,12 @@
-// meshpilot web chat: paste a key, ask, read the streamed answer, open its citations.
+// meshpilot web chat: paste a key, ask, read the streamed answer, open its citations; or upload data
+// to the copilot, read its checks and drafted contract, and approve or reject the draft.
 // Everything the server sends is inserted as text (textContent), never as HTML.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const KEY_SLOT = "meshpilot.key"; // sessionStorage: the key lives as long as this tab
 let answers = 0;
+let currentThread = null;
 
 function apiKey() {
   return sessionStorage.getItem(KEY_SLOT) || "";
@@ -48,11 +50,11 @@ async function useKey(event) {
   $("key").value = "";
 }
 
-function addMessage(kind, text) {
+function addMessage(kind, text, log) {
   const div = document.createElement("div");
   div.className = "msg " + kind;
   if (text !== undefined) div.textContent = text;
-  $("log").append(div);
+  (log || $("log")).append(div);
   div.scrollIntoView({ block: "end" });
   return div;
 }
@@ -168,9 +170,137 @@ async function ask(event) {
   }
 }
 
+function showTab(name) {
+  for (const tab of ["ask", "copilot"]) {
+    $("tab-" + tab).setAttribute("aria-selected", String(tab === name));
+    $(tab + "-panel").hidden = tab !== name;
+  }
+}
+
+// ---------------------------------------------------------------- copilot
+function draftStatus(text, isError) {
+  const status = $("draft-status");
+  status.textContent = text;
+  status.classList.toggle("error", Boolean(isError));
+}
+
+function renderThread(thread) {
+  currentThread = thread.thread;
+  $("thread").hidden = false;
+  $("thread").dataset.status = thread.status;
+  $("thread-title").textContent = thread.domain + "/" + thread.name + ": " + thread.status.replace(/_/g, " ");
+  $("thread-message").textContent = thread.message;
+  $("decision").hidden = thread.status !== "awaiting_approval";
+  const checks = $("checks");
+  checks.replaceChildren();
+  for (const c of thread.checks) {
+    const li = document.createElement("li");
+    li.className = c.passed ? "pass" : "fail";
+    li.textContent = (c.passed ? "✓ " : "✗ ") + c.name + ": " + c.reason;
+    checks.append(li);
+  }
+  const artifacts = $("artifacts");
+  artifacts.replaceChildren();
+  for (const path of thread.artifacts) {
+    const li = document.createElement("li");
+    li.textContent = path;
+    artifacts.append(li);
+  }
+  $("contract").textContent = thread.files["datacontract.odcs.yaml"] || "(no contract drafted)";
+}
+
+async function draft(event) {
+  event.preventDefault();
+  if (!apiKey()) {
+    draftStatus("paste an API key first", true);
+    return;
+  }
+  const file = $("draft-file").files[0];
+  const form = new FormData();
+  form.append("name", $("draft-name").value.trim());
+  form.append("domain", $("draft-domain").value.trim());
+  form.append("owner", $("draft-owner").value.trim());
+  form.append("file", file, file.name);
+  $("draft").disabled = true;
+  draftStatus("drafting and validating " + file.name + "…");
+  try {
+    const response = await fetch("/v1/copilot/threads", { method: "POST", headers: headers(), body: form });
+    if (!response.ok) {
+      draftStatus(await errorText(response), true);
+      return;
+    }
+    const thread = await response.json();
+    $("thread-log").replaceChildren();
+    renderThread(thread);
+    draftStatus("thread " + thread.thread);
+  } catch (err) {
+    draftStatus("request failed: " + err, true);
+  } finally {
+    $("draft").disabled = false;
+  }
+}
+
+async function decide(verb) {
+  $("approve").disabled = $("reject").disabled = true;
+  try {
+    const response = await fetch("/v1/copilot/threads/" + currentThread + "/" + verb, {
+      method: "POST",
+      headers: headers(),
+    });
+    if (!response.ok) {
+      addMessage("error", await errorText(response), $("thread-log"));
+      return;
+    }
+    renderThread(await response.json());
+  } catch (err) {
+    addMessage("error", "request failed: " + err, $("thread-log"));
+  } finally {
+    $("approve").disabled = $("reject").disabled = false;
+  }
+}
+
+async function sendToThread(event) {
+  event.preventDefault();
+  const content = $("thread-input").value.trim();
+  if (!content || !currentThread) return;
+  const log = $("thread-log");
+  addMessage("question", content, log);
+  $("thread-input").value = "";
+  $("thread-send").disabled = true;
+  try {
+    const response = await fetch("/v1/copilot/threads/" + currentThread + "/messages", {
+      method: "POST",
+      headers: headers({ "Content-Type": "application/json" }),
+      body: JSON.stringify({ content }),
+    });
+    if (!response.ok) {
+      addMessage("error", await errorText(response), log);
+      return;
+    }
+    const reply = await response.json();
+    const box = addMessage("answer", undefined, log);
+    const text = document.createElement("div");
+    text.className = "text";
+    text.textContent = reply.reply;
+    box.append(text);
+    if (reply.answer) renderAnswer(box, reply.answer);
+    renderThread(reply.thread);
+  } catch (err) {
+    addMessage("error", "request failed: " + err, log);
+  } finally {
+    $("thread-send").disabled = false;
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   $("key-form").addEventListener("submit", useKey);
   $("ask-form").addEventListener("submit", ask);
+  $("tab-ask").addEventListener("click", () => showTab("ask"));
+  $("tab-copilot").addEventListener("click", () => showTab("copilot"));
+  $("draft-form").addEventListener("submit", draft);
+  $("approve").addEventListener("click", () => decide("approve"));
+  $("reject").addEventListener("click", () => decide("reject"));
+  $("thread-form").addEventListener("submit", sendToThread);
   $("question").addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $("ask").click(); }
   });
