@@ -44,14 +44,43 @@ class PromptTemplate:
         return self.system.format(**values), self.user.format(**values)
 
 
+class PromptIntegrityError(ValueError):
+    """A template whose text is not the released text recorded in versions.lock."""
+
+
 @cache
 def load(prompt_id: str) -> PromptTemplate:
-    """Load `prompts/<prompt_id>.yaml`."""
+    """Load `prompts/<prompt_id>.yaml`, refusing text that versions.lock does not record (see verify)."""
+    template = read_template(prompt_id)
+    verify(template)
+    return template
+
+
+def verify(template: PromptTemplate) -> None:
+    """Only released text reaches a model: an edit without a version bump and a lock update is refused."""
+    entry = read_lock().get(template.id)
+    if entry is None or entry["sha256"] != template.sha256 or entry["version"] != template.version:
+        raise PromptIntegrityError(
+            f"prompt {template.id}@{template.version} is not the released text in versions.lock "
+            "(bump its version and run `meshpilot eval prompts --update-lock`)"
+        )
+
+
+@cache
+def read_template(prompt_id: str) -> PromptTemplate:
+    """Load `prompts/<prompt_id>.yaml` as it is on disk, released or not."""
     name = f"{prompt_id}.yaml"
     resource = resources.files(__package__).joinpath(name)
     if not resource.is_file():
         raise FileNotFoundError(f"no prompt template {name} in the prompts package")
-    data = yaml.safe_load(resource.read_text(encoding="utf-8"))
+    return parse(resource.read_text(encoding="utf-8"), prompt_id)
+
+
+def parse(text: str, prompt_id: str) -> PromptTemplate:
+    name = f"{prompt_id}.yaml"
+    data = yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"prompt template {name} is not a YAML mapping")
     fields = ("id", "version", "owner", "description", "system", "user")
     missing = [f for f in fields if not data.get(f)]
     if missing or data["id"] != prompt_id:
@@ -74,7 +103,7 @@ def read_lock() -> dict[str, dict[str, str]]:
 
 def lock_entries() -> dict[str, dict[str, str]]:
     """What versions.lock should hold for the templates as they are now."""
-    return {pid: {"version": load(pid).version, "sha256": load(pid).sha256} for pid in available()}
+    return {pid: {"version": read_template(pid).version, "sha256": read_template(pid).sha256} for pid in available()}
 
 
 def available() -> list[str]:

