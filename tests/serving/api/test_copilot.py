@@ -9,11 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 
 from tests.copilot.helpers import FIXTURES, OWNER
-from tests.serving.api.conftest import Keys, bearer
+from tests.serving.api.conftest import Keys, LiveServer, bearer
 
 SHIPMENTS = (FIXTURES / "shipments" / "data.csv").read_text()
 
@@ -172,3 +175,42 @@ def test_bad_input_is_a_clear_4xx_and_leaves_nothing_behind(
     assert client.post(url, json=good).status_code == 401
     r = client.post(f"{url}/{uuid.uuid4().hex}/messages", json={"content": ""}, headers=auth)
     assert r.status_code == 422
+
+
+@pytest.fixture(scope="module")
+def awaiting(live: LiveServer, keys: Keys) -> str:
+    """A thread of the sales key that awaits approval."""
+    body = {"name": unique("shipments"), "domain": "warehouse_ops", "owner": OWNER, "content": SHIPMENTS}
+    r = httpx.post(f"{live.url}/v1/copilot/threads", json=body, headers=bearer(keys.sales), timeout=120)
+    assert r.status_code == 201, r.text
+    return str(r.json()["thread"])
+
+
+@settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(content=st.text(min_size=1, max_size=300) | st.sampled_from(["status", " /Status! ", "approve", "APPROVE."]))
+def test_any_message_gets_a_clear_answer_never_a_5xx(
+    client: httpx.Client, keys: Keys, awaiting: str, content: str
+) -> None:
+    r = say(client, keys.sales, awaiting, content)
+    assert r.status_code in (200, 400, 403, 422), r.text
+    if r.status_code == 200:
+        assert r.json()["action"] in ("status", "answer") and r.json()["thread"]["status"] == "awaiting_approval"
+    else:
+        assert set(r.json()["error"]) >= {"code", "message"}
+
+
+def test_two_decisions_at_once_decide_the_thread_once(client: httpx.Client, keys: Keys) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    thread = create_json(client, keys.admin, unique("shipments")).json()["thread"]
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(
+            pool.map(
+                lambda verb: client.post(f"/v1/copilot/threads/{thread}/{verb}", headers=bearer(keys.admin)),
+                ["approve", "reject"],
+            )
+        )
+    assert sorted(r.status_code for r in answers) == [200, 409], [r.text for r in answers]
+    final = client.get(f"/v1/copilot/threads/{thread}", headers=bearer(keys.admin)).json()
+    winner = next(r for r in answers if r.status_code == 200).json()
+    assert final["status"] == winner["status"] and final["status"] in ("published", "rejected")

@@ -32,8 +32,13 @@ def test_no_generated_request_gets_a_server_error(tmp_path: Path, embedder: Any)
     home, root, docs = tmp_path / "home", tmp_path / "ingest-root", tmp_path / "ingest-root" / "docs"
     docs.mkdir(parents=True)
     (docs / "slo.md").write_text("# SLOs\n\nBatch data products must be refreshed at least every 24 hours.\n")
+    # No rate limit to speak of: with the default, most generated requests got 429 and tested nothing else.
     settings = Settings(
-        home=home, embed_workers=1, github_webhook_secret=SecretStr("fuzz-secret"), api_ingest_root=root
+        home=home,
+        embed_workers=1,
+        github_webhook_secret=SecretStr("fuzz-secret"),
+        api_ingest_root=root,
+        api_rate_limit_per_minute=1_000_000,
     )
     db = open_database(settings)
     server = None
