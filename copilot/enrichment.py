@@ -19,24 +19,41 @@ from copilot.reports import Check
 from copilot.sql_guard import check_read_only
 from copilot.standards import Standards
 from rag.chat_models import ChatModel, Message
-from rag.guards.pipeline import GuardPipeline, default_guards
+from rag.guards.pipeline import default_guards
 from rag.settings import Settings
 
 PROMPT_ID = "copilot_draft"
 REPLY_KEYS = frozenset({"descriptions", "rules", "purpose"})
 
 
-def _guards() -> GuardPipeline:
-    return default_guards(Settings())
+WITHHELD_VALUE = "[withheld: instruction-like text]"
 
 
-def _screened_values(values: list[Any]) -> list[Any]:
-    """Sample values are data an attacker may control: instruction-like ones never reach the model."""
-    texts = [str(v) for v in values]
+def _screened(columns: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Profile values are data an attacker may control: instruction-like ones never reach the model.
+    One context-guard call screens every value of every column (min, max, enumerated values)."""
+    spots = [(i, key, j) for i, c in enumerate(columns) for key in ("min", "max", "values") for j in _slots(c[key])]
+    texts = [str(_get(columns[i][key], j)) for i, key, j in spots]
     if not texts:
-        return values
-    kept = set(_guards().screen_context(texts).kept)
-    return [v if i in kept else "[withheld: instruction-like text]" for i, v in enumerate(values)]
+        return columns
+    kept = set(default_guards(Settings()).screen_context(texts).kept)
+    for n, (i, key, j) in enumerate(spots):
+        if n not in kept:
+            if j is None:
+                columns[i][key] = WITHHELD_VALUE
+            else:
+                columns[i][key][j] = WITHHELD_VALUE
+    return columns
+
+
+def _slots(value: Any) -> list[int | None]:
+    if isinstance(value, list):
+        return [j for j, v in enumerate(value) if isinstance(v, str)]
+    return [None] if isinstance(value, str) else []
+
+
+def _get(value: Any, j: int | None) -> Any:
+    return value if j is None else value[j]
 
 
 def profile_summary(profile: Profile) -> str:
@@ -48,12 +65,12 @@ def profile_summary(profile: Profile) -> str:
             "distinct": c.distinct,
             "min": None if c.personal else c.min_value,
             "max": None if c.personal else c.max_value,
-            "values": _screened_values(list(c.values or [])) if c.values else c.values,
+            "values": list(c.values) if c.values else c.values,
             "personal": c.personal,
         }
         for c in profile.columns
     ]
-    return json.dumps({"rows": profile.rows, "columns": columns}, ensure_ascii=False)
+    return json.dumps({"rows": profile.rows, "columns": _screened(columns)}, ensure_ascii=False)
 
 
 def render_messages(table: str, profile_json: str, standards: Standards, feedback: list[str]) -> list[Message]:
@@ -160,7 +177,7 @@ def parse_reply(text: str, profile: Profile, table: str) -> tuple[dict[str, Any]
     kept = {str(k): str(v) for k, v in descriptions.items() if k in known and v}
     purpose = str(data["purpose"]) if data.get("purpose") else None
     # The model's prose lands in the contract and the card: the output guard cleans it first.
-    cleaned = _guards().sanitize_output([*kept.values(), purpose or ""])
+    cleaned = default_guards(Settings()).sanitize_output([*kept.values(), purpose or ""])
     if not cleaned.passed:
         checks.append(Check("model_reply_output_guard", True, "cleaned: " + ", ".join(cleaned.categories)))
     enrichment = {

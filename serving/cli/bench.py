@@ -53,6 +53,39 @@ BENCH_KEY = "bench-serve"
 UNLIMITED = "1000000000"
 
 
+@app.command("guards")
+def guards_cmd(
+    ctx: typer.Context,
+    repeats: Annotated[int, typer.Option(min=1, max=100, help="Passes over the messages.")] = 3,
+    json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")] = False,
+) -> None:
+    """Cost of the guards per message: input, retrieved context and output stages, p50 and p95.
+
+    Goal: <= 10 ms p50 for the whole pipeline, the question's embedding reused from retrieval.
+
+    Example: meshpilot bench guards --json
+    """
+    from evals.benchmarks.guards import run
+    from rag.embeddings import get_embedder
+
+    settings = settings_from(ctx)
+    db = database(ctx)
+    try:
+        result = run(db, settings, get_embedder(settings), repeats=repeats)
+    finally:
+        db.close()
+    if json_out:
+        print_json(result)
+        return
+    for stage, s in result["stages"].items():
+        stdout.print(f"{stage:>8}: p50 {s['p50_ms']:7.3f} ms  p95 {s['p95_ms']:7.3f} ms", highlight=False)
+    stdout.print(
+        f"guardrails-ai share of the p50: {result['guardrails_share_p50']:.0%}; "
+        f"goal p50 <= {result['goal_p50_ms']} ms: {'met' if result['goal_met'] else 'MISSED'}",
+        highlight=False,
+    )
+
+
 @app.command("serve")
 def serve_cmd(
     ctx: typer.Context,

@@ -154,6 +154,55 @@ def rag_cmd(
         raise typer.Exit(1)
 
 
+@app.command("redteam")
+def redteam_cmd(
+    ctx: typer.Context,
+    judge: JudgeOpt = None,
+    judge_model: Annotated[str | None, typer.Option(help="Model name on the judge server.")] = None,
+    only: Annotated[
+        str | None, typer.Option(help="Comma-separated categories or attack ids, e.g. LLM01,LLM07.")
+    ] = None,
+    report_dir: ReportDirOpt = Path("reports"),
+    json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")] = False,
+) -> None:
+    """Attack the RAG service and the copilot on every OWASP 2025 LLM category; exit 1 on any success.
+
+    Runs on the embedded stack (and the configured LLM when MESHPILOT_LLM_BASE_URL is set). With a judge
+    model, Ragas' judged harmfulness and maliciousness are reported beside the automatic criteria.
+
+    Example: meshpilot eval redteam --json --report-dir reports
+    """
+    from evals.redteam.suite import run_redteam, write_reports
+
+    settings = settings_from(ctx)
+    db = database(ctx)
+    chosen = [x.strip() for x in only.split(",") if x.strip()] if only else None
+    try:
+        with progress_bar("red-team attacks") as update:
+            result = run_redteam(
+                db,
+                settings,
+                get_embedder(settings),
+                judge=_judge(settings, judge, judge_model),
+                only=chosen,
+                progress=update,
+            )
+    finally:
+        db.close()
+    paths = write_reports(report_dir, result)
+    if json_out:
+        print_json(result)
+    else:
+        for cid, cat in result["categories"].items():
+            mark = "ok  " if cat["successes"] == 0 else "FAIL"
+            stdout.print(f"{mark} {cid} {cat['name']:36} {cat['successes']}/{cat['attacks']} attacks succeeded")
+        stdout.print(
+            f"attack success rate {result['attack_success_rate']}; reports: {', '.join(str(p) for p in paths)}"
+        )
+    if not result["passed"]:
+        raise typer.Exit(1)
+
+
 @app.command("all")
 def all_cmd(
     ctx: typer.Context,
@@ -186,6 +235,15 @@ def all_cmd(
             ).items()
             if k != "cases"
         }
+        from evals.redteam.suite import run_redteam, write_reports
+
+        redteam = run_redteam(db, settings, embedder)
+        write_reports(report_dir, redteam)
+        suites["redteam"] = {k: v for k, v in redteam.items() if k != "categories"} | {
+            "categories": {
+                c: {"attacks": v["attacks"], "successes": v["successes"]} for c, v in redteam["categories"].items()
+            }
+        }
         if beir is not None:
             retrieval = run_retrieval(db, settings, embedder, load_beir(beir), limit_queries=limit_queries)
             write_json(report_dir / "retrieval.json", retrieval)
@@ -196,6 +254,8 @@ def all_cmd(
     write_json(report_dir / "all.json", combined)
     lines = ["# meshpilot eval all", "", f"**{'PASSED' if combined['passed'] else 'FAILED'}**", ""]
     lines += [f"- rag: {'passed' if rag['passed'] else 'FAILED'} — see [rag.md](rag.md)"]
+    red = suites["redteam"]
+    lines += [f"- redteam: {red['successes']} of {red['attacks']} attacks succeeded — see [redteam.md](redteam.md)"]
     cal = suites["calibration"]
     lines += [f"- calibration: accuracy {cal['current_accuracy']} at {cal['current']} (best {cal['best_accuracy']})"]
     if "retrieval" in suites:

@@ -1,0 +1,130 @@
+"""Guard benchmark: what the three boundaries of the RAG service cost per message, on this CPU.
+
+For each message (the golden questions, the benign data-engineering questions and attacks from the
+red-team suite) the question is embedded and its passages retrieved once, untimed, as the service
+does before its guards run; then the input guard (with that embedding), the context guard (the
+retrieved passages) and the output guard (the extractive answer and its quotes) are timed, each one
+`Guard.validate` call. guardrails-ai's share is the guard call minus the same validators' own work
+measured on the same inputs. Reference: LLM Guard reports 213 ms on CPU for its prompt-injection
+scanner alone (a DeBERTa classifier).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from rag.answers import ExtractiveAnswerer
+from rag.database import Database
+from rag.embeddings import Embedder
+from rag.guards.pipeline import GuardPipeline
+from rag.retrieval import HybridRetriever
+from rag.samples import ingest_samples
+from rag.settings import Settings
+
+GOAL_P50_MS = 10.0
+LLM_GUARD_PI_MS = 213.0
+ALL_GROUPS = ["finance", "sales", "data-platform", "sre"]
+
+
+def _messages() -> list[str]:
+    def read(path: str) -> Any:
+        return yaml.safe_load(resources.files("evals").joinpath(path).read_text(encoding="utf-8"))
+
+    golden, benign, attacks = (
+        read("golden/sample_kb.yaml"),
+        read("golden/benign_questions.yaml"),
+        read("redteam/attacks.yaml"),
+    )
+    questions = [q["question"] for q in golden["questions"]]
+    questions += [q if isinstance(q, str) else q["question"] for q in benign["questions"]]
+    questions += [a["input"] for a in attacks["attacks"] if a["runner"] == "ask" and len(a["input"]) < 2000]
+    return questions
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(statistics.median(values), 3),
+        "p95_ms": round(_pct(values, 0.95), 3),
+        "mean_ms": round(statistics.fmean(values), 3),
+    }
+
+
+def run(db: Database, settings: Settings, embedder: Embedder, repeats: int = 3) -> dict[str, Any]:
+    ingest_samples(db, settings, embedder)
+    guards = GuardPipeline.from_settings(settings)
+    retriever = HybridRetriever(db, embedder, settings)
+    answerer = ExtractiveAnswerer()
+    messages = _messages()
+    vectors = embedder.embed(messages)
+    prepared = []
+    for text, vector in zip(messages, vectors, strict=True):
+        found = retriever.retrieve(text, groups=ALL_GROUPS, query_vector=vector, check=False).passages
+        answer = answerer.answer(text, found)
+        prepared.append((text, vector, [p.text for p in found], [answer.answer, *(c.quote for c in answer.citations)]))
+    validators = _validators(guards)
+    timings: dict[str, list[float]] = {k: [] for k in ("input", "context", "output", "total", "validators")}
+    flagged = 0
+    for _ in range(max(1, repeats)):
+        for text, vector, passages, outputs in prepared:
+            t0 = time.perf_counter()
+            checked = guards.check_input(text, vector)
+            t1 = time.perf_counter()
+            guards.screen_context(passages)
+            t2 = time.perf_counter()
+            guards.sanitize_output(outputs)
+            t3 = time.perf_counter()
+            timings["input"].append((t1 - t0) * 1000)
+            timings["context"].append((t2 - t1) * 1000)
+            timings["output"].append((t3 - t2) * 1000)
+            timings["total"].append((t3 - t0) * 1000)
+            timings["validators"].append(_validators_alone(validators, text, vector, passages, outputs))
+            flagged += not checked.passed
+    total_p50 = statistics.median(timings["total"])
+    own_p50 = statistics.median(timings["validators"])
+    return {
+        "messages": len(prepared),
+        "repeats": repeats,
+        "flagged_inputs": flagged // max(1, repeats),
+        "stages": {k: _stats(v) for k, v in timings.items() if k != "validators"},
+        "validators_alone": _stats(timings["validators"]),
+        "guardrails_share_p50": round(max(0.0, total_p50 - own_p50) / total_p50, 3) if total_p50 else None,
+        "guard_calls_per_message": 3,
+        "goal_p50_ms": GOAL_P50_MS,
+        "goal_met": total_p50 <= GOAL_P50_MS,
+        "reference": {"llm_guard_prompt_injection_ms": LLM_GUARD_PI_MS},
+        "speedup_vs_llm_guard_p50": round(LLM_GUARD_PI_MS / total_p50, 1) if total_p50 else None,
+        "embedding_reused": True,
+    }
+
+
+def _validators(guards: GuardPipeline) -> dict[str, Any]:
+    """The validator instances behind each guard, to time their own work without guardrails."""
+    return {
+        name: guard._validators[0]
+        for name, guard in (
+            ("input", guards.input_guard),
+            ("context", guards.context_guard),
+            ("output", guards.output_guard),
+        )
+    }
+
+
+def _validators_alone(
+    validators: dict[str, Any], text: str, vector: Any, passages: list[str], outputs: list[str]
+) -> float:
+    started = time.perf_counter()
+    validators["input"]._validate(text, {"embedding": vector})
+    validators["context"]._validate(json.dumps([{"text": p, "score": None} for p in passages]), {})
+    validators["output"]._validate(json.dumps(outputs), {})
+    return (time.perf_counter() - started) * 1000
