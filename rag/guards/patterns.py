@@ -32,10 +32,12 @@ DESTRUCTIVE_PATTERNS: dict[str, re.Pattern[str]] = {
     "GRANT/REVOKE": re.compile(r"(?i)\b(grant\s+all|revoke\s+all)\b"),
     "rm -rf": re.compile(r"\brm\s+-[a-z]*r[a-z]*f|\brm\s+-[a-z]*f[a-z]*r|\brm\s+--recursive\b"),
     "curl | sh": re.compile(r"(?i)\b(curl|wget)\b[^\n|]*\|\s*(sudo\s+)?(ba|z)?sh\b"),
-    "chmod 777": re.compile(r"\bchmod\s+(-R\s+)?777\b"),
+    "chmod 777": re.compile(r"\bchmod\s+(-[rR]\s+)?777\b"),
     "disk wipe": re.compile(r"\b(mkfs(\.\w+)?\s+/dev/|dd\s+if=/dev/(zero|random|urandom)\s+of=/dev/)"),
     "fork bomb": re.compile(r":\(\)\s*\{\s*:\|:&\s*\};:"),
 }
+# Zero-width and soft-hyphen characters: invisible, so removing them from a reply changes nothing a reader sees.
+INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
 EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
 PHONE = re.compile(r"(?<![\w.-])\+?\d[\d ().-]{7,}\d(?![\w-])")
 CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")

@@ -1,8 +1,8 @@
 """guardrails-ai, loaded offline: the framework every boundary guard runs on.
 
 Threat model: the guard library itself. guardrails-ai 0.11 downloads NLTK's punkt at import, sends
-OpenTelemetry traces to a vendor endpoint unless `~/.guardrailsrc` says otherwise, keeps every call
-in an in-memory history (unbounded growth in a long-running server) and, by default, validates on
+OpenTelemetry traces to a vendor endpoint unless `~/.guardrailsrc` says otherwise, keeps the last ten
+calls (with their texts) in memory and, by default, validates on
 an asyncio loop it sets up itself (uvloop policy, "event loop already running" inside servers).
 This module imports it with all of that off, without touching the user's home directory: metrics
 and remote inferencing are disabled in guardrails' settings object before any validator or guard
@@ -20,7 +20,7 @@ from typing import Any
 
 @cache
 def guardrails() -> ModuleType:
-    """The guardrails package, imported once with telemetry, downloads and call history off."""
+    """The guardrails package, imported once with telemetry and downloads off."""
     os.environ["GUARD_HISTORY_ENABLED"] = "false"
     os.environ["GUARDRAILS_RUN_SYNC"] = "true"  # ~2 ms a call instead of ~4-16 ms on a fresh loop
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -63,5 +63,7 @@ def offline_guard_class() -> type[Any]:
 
 def offline_guard(*validators: Any, name: str) -> Any:
     """One Guard for one boundary. All validators at once: a second `.use()` replaces the first."""
-    guard = offline_guard_class()(name=name)
+    # guardrails keeps each call's log in a bounded stack it builds the outcome from; one is enough and
+    # keeps texts (questions, answers) from lingering in memory.
+    guard = offline_guard_class()(name=name, history_max_length=1)
     return guard.use(*validators)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import unicodedata
 from typing import Any
 
 from rag.guards.runtime import guardrails
@@ -110,6 +111,9 @@ class _Sanitiser:
 
     def clean(self, text: str) -> tuple[str, list[tuple[str, str]]]:
         found: list[tuple[str, str]] = []
+        # Invisible characters and full-width forms would split a secret, an address or a URL past the
+        # patterns; removing them changes nothing a reader sees.
+        text = unicodedata.normalize("NFKC", text).translate(p.INVISIBLE)
         for label, rx in p.SECRET_PATTERNS.items():
             text, n = rx.subn("[redacted secret]", text)
             if n:

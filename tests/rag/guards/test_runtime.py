@@ -1,0 +1,56 @@
+"""guardrails-ai loads offline: no telemetry, no NLTK download, one call of history, ~/.guardrailsrc ignored."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = """
+import json, socket
+attempts = []
+real = socket.socket.connect
+def record(self, address):
+    attempts.append(repr(address))
+    raise OSError("network disabled in this test")
+socket.socket.connect = record
+import nltk
+calls = []
+nltk.download = lambda *a, **k: calls.append(a) or False
+from rag.guards.runtime import guardrails, offline_guard
+gr = guardrails()
+guard = offline_guard(name="probe")
+for _ in range(3):
+    guard.validate("hello")
+from guardrails.utils.hub_telemetry_utils import HubTelemetry
+print(json.dumps({
+    "enable_metrics": gr.settings.rc.enable_metrics,
+    "remote": gr.settings.rc.use_remote_inferencing,
+    "telemetry": HubTelemetry()._enabled,
+    "history": len(guard.history),
+    "connects": attempts,
+    "downloads": len(calls),
+}))
+"""
+
+
+def test_guardrails_runs_offline_whatever_the_users_rc_file_says(tmp_path: Path) -> None:
+    rc = tmp_path / ".guardrailsrc"
+    rc.write_text("enable_metrics=true\nuse_remote_inferencing=true\nid=someone\n", encoding="utf-8")
+    env = {**os.environ, "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report == {
+        "enable_metrics": False,
+        "remote": False,
+        "telemetry": False,
+        "history": 1,
+        "connects": [],
+        "downloads": 0,
+    }
+    assert rc.read_text(encoding="utf-8").startswith("enable_metrics=true")  # the user's file is left alone
