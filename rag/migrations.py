@@ -136,6 +136,42 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         """,
     ),
     (
+        3,
+        "BM25 term statistics per product, postings ordered by impact",
+        """
+        -- BM25 statistics that rag/store.py keeps in the same transaction as the postings they
+        -- count, so a query reads a few rows instead of counting postings: chunks per (term,
+        -- product) and chunks and tokens per product. A query sums them over the caller's visible
+        -- products only, so no statistic of a product the caller cannot read reaches its scores.
+        CREATE TABLE product_terms (
+            term       text NOT NULL,
+            product_id bigint NOT NULL REFERENCES knowledge_products (id) ON DELETE CASCADE,
+            df         integer NOT NULL CHECK (df > 0),
+            PRIMARY KEY (term, product_id)
+        );
+        INSERT INTO product_terms (term, product_id, df)
+            SELECT term, product_id, count(*) FROM chunk_terms GROUP BY term, product_id;
+
+        CREATE TABLE product_stats (
+            product_id bigint PRIMARY KEY REFERENCES knowledge_products (id) ON DELETE CASCADE,
+            chunks     bigint NOT NULL,
+            tokens     bigint NOT NULL
+        );
+        INSERT INTO product_stats (product_id, chunks, tokens)
+            SELECT product_id, sum(chunk_count), sum(token_count) FROM documents GROUP BY product_id;
+
+        -- Static impact ordering: BM25's term-frequency factor with the default k1 1.2, b 0.5 and a
+        -- reference chunk length of 64 lexemes. Each query term reads only its best postings in
+        -- this order (rag/retrieval.py); scores are then computed exactly from tf, dl and the
+        -- current statistics. chunk_id breaks ties so the cut is deterministic.
+        ALTER TABLE chunk_terms ADD COLUMN impact real NOT NULL
+            GENERATED ALWAYS AS ((tf / (tf + 1.2 * (0.5 + 0.5 * dl / 64.0)))::real) STORED;
+        DROP INDEX chunk_terms_term_idx;
+        CREATE INDEX chunk_terms_impact_idx ON chunk_terms (term, impact DESC, chunk_id) INCLUDE (product_id, tf, dl);
+        ANALYZE product_terms, product_stats, chunk_terms;
+        """,
+    ),
+    (
         5,
         "copilot threads and the keys that own them",
         """
@@ -173,10 +209,12 @@ def migrate(conn: Connection) -> list[int]:
             " applied_at timestamptz NOT NULL DEFAULT now())"
         )
     )
-    done = current_version(conn)
+    # Every version not recorded yet, not only those above the highest: versions are reserved per
+    # change, so one may land after a higher one was applied.
+    done = set(conn.execute(text("SELECT version FROM schema_migrations")).scalars())
     applied = []
     for version, name, sql in MIGRATIONS:
-        if version <= done:
+        if version in done:
             continue
         conn.exec_driver_sql(sql)
         conn.execute(text("INSERT INTO schema_migrations (version, name) VALUES (:v, :n)"), {"v": version, "n": name})

@@ -1,10 +1,11 @@
 """Hybrid retrieval in one SQL statement: `RetrievedPassage`s the caller may read, best first.
 
 Dense side: HNSW cosine top-N over the caller's visible chunks. Lexical side: BM25 computed in SQL
-from the term postings (OR semantics over the question's lexemes: `plainto_tsquery` ANDs them and
-matches almost nothing for natural questions). Each side's top-N scores are turned into z-scores and
-mixed with `dense_weight`; a chunk missing from one side gets that side's lowest score. Measured on
-SciFact here: z-score fusion 0.7365 nDCG@10, reciprocal-rank fusion 0.712.
+from the term postings and the term statistics ingestion keeps (OR semantics over the question's
+lexemes: `plainto_tsquery` ANDs them and matches almost nothing for natural questions). Each side's
+top-N scores are turned into z-scores and mixed with `dense_weight`; a chunk missing from one side
+gets that side's lowest score. Measured on SciFact here: z-score fusion 0.7365 nDCG@10,
+reciprocal-rank fusion 0.712.
 
 The permission predicate is inside both sides, before top-N, never applied to results afterwards.
 """
@@ -71,25 +72,36 @@ dense AS (
     LIMIT :candidates
 )"""
 
-# df is counted over the caller's visible postings of each query term (window count), N and avgdl
-# over the caller's visible documents: exact BM25 statistics, no side table to drift.
+# BM25 statistics come from tables rag/store.py keeps current in the write's own transaction
+# (product_terms: chunks per term and product; product_stats: chunks and tokens per product), summed
+# over the caller's visible products only. Each query term reads its :postings best visible postings
+# in the index's impact order (static impact pruning: SciFact train nDCG@10 unchanged at 1,000, see
+# docs/benchmarks.md); the scores of what is read are exact.
 _LEXICAL = """
-qterms AS (SELECT DISTINCT u.lexeme AS term FROM unnest(to_tsvector('english', :question)) u),
-postings AS (
-    SELECT t.chunk_id, t.tf, t.dl, count(*) OVER (PARTITION BY t.term) AS df
-    FROM chunk_terms t
-    WHERE t.term IN (SELECT term FROM qterms) AND t.product_id = ANY (ARRAY(SELECT id FROM allowed))
-),
 corpus AS (
-    SELECT greatest(sum(d.chunk_count), 1)::float8 AS n,
-           greatest(sum(d.token_count)::float8 / greatest(sum(d.chunk_count), 1), 1) AS avgdl
-    FROM documents d WHERE d.product_id = ANY (ARRAY(SELECT id FROM allowed))
+    SELECT greatest(sum(s.chunks), 1)::float8 AS n,
+           greatest(sum(s.tokens)::float8 / greatest(sum(s.chunks), 1), 1) AS avgdl
+    FROM product_stats s WHERE s.product_id = ANY (ARRAY(SELECT id FROM allowed))
+),
+qterms AS MATERIALIZED (
+    SELECT t.term, ln(1 + (c.n - t.df + 0.5) / (t.df + 0.5)) AS idf, c.avgdl
+    FROM (
+        SELECT u.lexeme AS term, sum(pt.df) AS df
+        FROM unnest(to_tsvector('english', :question)) u
+        JOIN product_terms pt ON pt.term = u.lexeme AND pt.product_id = ANY (ARRAY(SELECT id FROM allowed))
+        GROUP BY u.lexeme
+    ) t CROSS JOIN corpus c
 ),
 lexical AS (
     SELECT p.chunk_id,
-           sum(ln(1 + (c.n - p.df + 0.5) / (p.df + 0.5))
-               * p.tf * (:k1 + 1) / (p.tf + :k1 * (1 - :b + :b * p.dl / c.avgdl))) AS score
-    FROM postings p CROSS JOIN corpus c
+           sum(q.idf * p.tf * (:k1 + 1) / (p.tf + :k1 * (1 - :b + :b * p.dl / q.avgdl))) AS score
+    FROM qterms q
+    CROSS JOIN LATERAL (
+        SELECT t.chunk_id, t.tf, t.dl FROM chunk_terms t
+        WHERE t.term = q.term AND t.product_id = ANY (ARRAY(SELECT id FROM allowed))
+        ORDER BY t.impact DESC, t.chunk_id
+        LIMIT :postings
+    ) p
     GROUP BY p.chunk_id
     ORDER BY score DESC
     LIMIT :candidates
@@ -199,6 +211,7 @@ class HybridRetriever:
             "qvec": np.asarray(query_vector, dtype=np.float32),
             "question": question,
             "candidates": self.settings.candidates,
+            "postings": self.settings.postings_per_term,
             "k1": self.settings.bm25_k1,
             "b": self.settings.bm25_b,
             "w": self.settings.dense_weight,

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     dense_weight: float = Field(0.5, ge=0.0, le=1.0)
     bm25_k1: float = Field(1.2, gt=0)
     bm25_b: float = Field(0.5, ge=0, le=1)
+    postings_per_term: int = Field(
+        1000, ge=10, le=10_000_000, description="Best postings (by BM25 impact) each query term reads."
+    )
     top_k: int = Field(5, ge=1, le=50)
 
     max_question_chars: int = Field(4000, ge=16)

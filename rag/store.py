@@ -1,4 +1,5 @@
-"""Writes to the knowledge store: one document, its chunks and its term postings per transaction."""
+"""Writes to the knowledge store: one document, its chunks, its term postings and the product's BM25
+statistics per transaction."""
 
 from __future__ import annotations
 
@@ -53,19 +54,77 @@ def ensure_vector_index(conn: Connection, dim: int) -> bool:
 
 def write_postings(conn: Connection, where: str, params: dict[str, Any]) -> None:
     """BM25 postings of the chunks matching `where` (a fixed SQL condition on `chunks c`), straight
-    from their generated tsvector: PostgreSQL's own stemming, one pass."""
+    from their generated tsvector (PostgreSQL's own stemming), and their counts added to the
+    products' term statistics in the same statement."""
     conn.execute(
         text(
-            "INSERT INTO chunk_terms (chunk_id, product_id, term, tf, dl)"
+            "WITH added AS ("
+            " INSERT INTO chunk_terms (chunk_id, product_id, term, tf, dl)"
             " SELECT c.id, c.product_id, u.lexeme, coalesce(array_length(u.positions, 1), 1), len.dl"
             " FROM chunks c"
             " CROSS JOIN LATERAL (SELECT coalesce(sum(coalesce(array_length(x.positions, 1), 1)), 0) AS dl"
             "                     FROM unnest(c.tsv) x) len"
             " CROSS JOIN LATERAL unnest(c.tsv) u"
             f" WHERE {where}"
+            " RETURNING product_id, term)"
+            " INSERT INTO product_terms AS pt (term, product_id, df)"
+            " SELECT term, product_id, count(*) FROM added GROUP BY term, product_id ORDER BY term, product_id"
+            " ON CONFLICT (term, product_id) DO UPDATE SET df = pt.df + EXCLUDED.df"
         ),
         params,
     )
+
+
+def refresh_product_stats(conn: Connection, product_id: int) -> None:
+    """Recount a product's chunk and token totals from its documents (after a bulk load)."""
+    conn.execute(
+        text(
+            "INSERT INTO product_stats AS s (product_id, chunks, tokens)"
+            " SELECT :p, coalesce(sum(chunk_count), 0), coalesce(sum(token_count), 0) FROM documents"
+            " WHERE product_id = :p"
+            " ON CONFLICT (product_id) DO UPDATE SET chunks = EXCLUDED.chunks, tokens = EXCLUDED.tokens"
+        ),
+        {"p": product_id},
+    )
+
+
+def _add_product_stats(conn: Connection, product_id: int, chunks: int, tokens: int) -> None:
+    conn.execute(
+        text(
+            "INSERT INTO product_stats AS s (product_id, chunks, tokens) VALUES (:p, :c, :t)"
+            " ON CONFLICT (product_id) DO UPDATE SET chunks = s.chunks + EXCLUDED.chunks,"
+            " tokens = s.tokens + EXCLUDED.tokens"
+        ),
+        {"p": product_id, "c": chunks, "t": tokens},
+    )
+
+
+def delete_document(conn: Connection, product_id: int, source: str) -> bool:
+    """Delete one document (its chunks and postings cascade) and take it out of the product's
+    term statistics first; False if there was none."""
+    doc = conn.execute(
+        text("SELECT id, chunk_count, token_count FROM documents WHERE product_id = :p AND source = :s FOR UPDATE"),
+        {"p": product_id, "s": source},
+    ).first()
+    if doc is None:
+        return False
+    # Terms whose last chunk goes are deleted, the others decremented (disjoint rows, one statement).
+    conn.execute(
+        text(
+            "WITH gone AS ("
+            " SELECT t.term, count(*) AS n FROM chunks c JOIN chunk_terms t ON t.chunk_id = c.id"
+            " WHERE c.document_id = :d GROUP BY t.term),"
+            " emptied AS ("
+            " DELETE FROM product_terms pt USING gone g"
+            " WHERE pt.term = g.term AND pt.product_id = :p AND pt.df <= g.n)"
+            " UPDATE product_terms pt SET df = pt.df - g.n FROM gone g"
+            " WHERE pt.term = g.term AND pt.product_id = :p AND pt.df > g.n"
+        ),
+        {"d": doc.id, "p": product_id},
+    )
+    _add_product_stats(conn, product_id, -doc.chunk_count, -doc.token_count)
+    conn.execute(text("DELETE FROM documents WHERE id = :d"), {"d": doc.id})
+    return True
 
 
 def replace_document(
@@ -83,7 +142,7 @@ def replace_document(
 ) -> int:
     """Replace (or add) one document with its chunks; the caller's transaction makes it atomic."""
     assert len(chunks) == len(vectors), "one vector per chunk"
-    conn.execute(text("DELETE FROM documents WHERE product_id = :p AND source = :s"), {"p": product_id, "s": source})
+    delete_document(conn, product_id, source)
     doc_id = conn.execute(
         text(
             "INSERT INTO documents (product_id, source, title, media_type, content_hash, pipeline, size_bytes)"
@@ -104,19 +163,14 @@ def replace_document(
             ],
         )
         write_postings(conn, "c.document_id = :d", {"d": doc_id})
-    conn.execute(
+    tokens = conn.execute(
         text(
             "UPDATE documents SET chunk_count = :n, token_count = ("
             " SELECT coalesce(sum(coalesce(array_length(u.positions, 1), 1)), 0)"
             " FROM chunks c CROSS JOIN LATERAL unnest(c.tsv) u WHERE c.document_id = :d) WHERE id = :d"
+            " RETURNING token_count"
         ),
         {"d": doc_id, "n": len(chunks)},
-    )
+    ).scalar_one()
+    _add_product_stats(conn, product_id, len(chunks), int(tokens))
     return int(doc_id)
-
-
-def delete_document(conn: Connection, product_id: int, source: str) -> bool:
-    result = conn.execute(
-        text("DELETE FROM documents WHERE product_id = :p AND source = :s"), {"p": product_id, "s": source}
-    )
-    return bool(result.rowcount)

@@ -34,7 +34,7 @@ from rag.products import ProductSpec, delete_product, get_product, upsert_produc
 from rag.samples import ingest_samples, product_dirs
 from rag.service import RagService
 from rag.settings import Settings
-from rag.store import ensure_vector_index, vector_index_name, write_postings
+from rag.store import ensure_vector_index, refresh_product_stats, vector_index_name, write_postings
 
 PRODUCT = "bench-serve"
 GROUP = "bench"
@@ -163,6 +163,7 @@ def build_corpus(db: Database, settings: Settings, embedder: Embedder, target_ch
                     doc = doc_ids[f"copy{c:04d}/{row.source}"]
                     copy.write_row((doc, product.id, row.position, row.header_path, row.text, vector, base.shape[1]))
         write_postings(conn, "c.product_id = :p", {"p": product.id})
+        refresh_product_stats(conn, product.id)
     with db.transaction() as conn:
         conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
         ensure_vector_index(conn, embedder.dimension)

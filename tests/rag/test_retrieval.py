@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import math
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
 from rag.errors import EmbeddingModelMismatch, NotFound, UsageError
+from rag.ingestion import ingest_directory
+from rag.products import VISIBLE, ProductSpec, delete_product
 from rag.retrieval import HybridRetriever, Mode
 from rag.settings import Settings
 
@@ -98,3 +102,112 @@ def test_dense_side_uses_the_hnsw_index(db: Any, retriever: HybridRetriever) -> 
             .all()
         )
     assert any("chunks_embedding_384_hnsw" in line for line in plan)
+
+
+def _rows(db: Any, sql: str, **params: Any) -> list[Any]:
+    with db.engine.connect() as conn:
+        return list(conn.execute(text(sql), params))
+
+
+def _bm25_by_recount(db: Any, question: str, groups: list[str], settings: Settings) -> dict[int, float]:
+    """BM25 of every visible chunk, every statistic recounted from the postings and documents."""
+    ids = [r.id for r in _rows(db, f"SELECT p.id FROM knowledge_products p WHERE {VISIBLE}", groups=groups)]
+    [(n, tokens)] = _rows(
+        db, "SELECT sum(chunk_count), sum(token_count) FROM documents WHERE product_id = ANY(:i)", i=ids
+    )
+    postings = _rows(
+        db,
+        "SELECT chunk_id, term, tf, dl FROM chunk_terms WHERE product_id = ANY(:i)"
+        " AND term IN (SELECT lexeme FROM unnest(to_tsvector('english', :q)))",
+        i=ids,
+        q=question,
+    )
+    df: dict[str, int] = {}
+    for p in postings:
+        df[p.term] = df.get(p.term, 0) + 1
+    avgdl = max(float(tokens) / max(n, 1), 1.0)
+    k1, b = settings.bm25_k1, settings.bm25_b
+    scores: dict[int, float] = {}
+    for p in postings:
+        idf = math.log(1 + (n - df[p.term] + 0.5) / (df[p.term] + 0.5))
+        tf_part = p.tf * (k1 + 1) / (p.tf + k1 * (1 - b + b * p.dl / avgdl))
+        scores[p.chunk_id] = scores.get(p.chunk_id, 0.0) + idf * tf_part
+    return scores
+
+
+@pytest.mark.parametrize("groups", [[], ["finance"], ["sre", "sales"]])
+def test_lexical_scores_are_exact_bm25_over_the_visible_products(
+    db: Any, embedder: Any, settings: Settings, samples: Any, groups: list[str]
+) -> None:
+    """The kept statistics give the same BM25 as a recount over what the caller may read, so nothing
+    of a product the caller cannot read shifts its scores."""
+    question = "revenue forecast model refresh schedule for the incident on-call"
+    unpruned = HybridRetriever(db, embedder, settings.model_copy(update={"postings_per_term": 10_000_000}))
+    got = unpruned.retrieve(question, groups=groups, mode=Mode.FULLTEXT, top_k=50).passages
+    expected = _bm25_by_recount(db, question, groups, settings)
+    assert got and all(p.lexical == pytest.approx(expected[p.chunk_id], rel=1e-9) for p in got)
+    assert [p.score for p in got] == pytest.approx(sorted(expected.values(), reverse=True)[: len(got)], rel=1e-9)
+
+
+def test_each_query_term_reads_at_most_its_best_postings(
+    db: Any, embedder: Any, settings: Settings, samples: Any
+) -> None:
+    pruned = HybridRetriever(db, embedder, settings.model_copy(update={"postings_per_term": 10}))
+    question = "data product refresh"  # three lexemes, each in more than ten chunks
+    passages = pruned.retrieve(question, groups=["sre", "sales"], mode=Mode.FULLTEXT, top_k=50).passages
+    assert 10 <= len(passages) <= 30
+    unpruned = HybridRetriever(db, embedder, settings)  # 1,000 postings a term: all of them here
+    assert len(unpruned.retrieve(question, groups=["sre", "sales"], mode=Mode.FULLTEXT, top_k=50).passages) == 50
+    with db.engine.connect() as conn:
+        plan = "\n".join(
+            conn.execute(
+                text("EXPLAIN " + pruned._sql[Mode.FULLTEXT].text),
+                {"groups": [], "products": None, "domain": None, "model": embedder.model_id, "dim": 384,
+                 "qvec": None, "question": question, "candidates": 100, "postings": 10, "k1": 1.2, "b": 0.5,
+                 "w": 0.5, "k": 5},
+            ).scalars()
+        )  # fmt: skip
+    assert "chunk_terms_impact_idx" in plan
+
+
+def _stats_match_a_recount(db: Any, product_id: int) -> bool:
+    kept = set(_rows(db, "SELECT term, df FROM product_terms WHERE product_id = :p", p=product_id))
+    counted = set(_rows(db, "SELECT term, count(*) FROM chunk_terms WHERE product_id = :p GROUP BY term", p=product_id))
+    totals = _rows(db, "SELECT chunks, tokens FROM product_stats WHERE product_id = :p", p=product_id)
+    recounted = _rows(
+        db,
+        "SELECT count(*), coalesce(sum((SELECT sum(t.tf) FROM chunk_terms t WHERE t.chunk_id = c.id)), 0)"
+        " FROM chunks c WHERE c.product_id = :p",
+        p=product_id,
+    )
+    return kept == counted and [tuple(r) for r in totals] == [tuple(r) for r in recounted]
+
+
+def test_term_statistics_follow_adds_changes_and_deletes(
+    tmp_path: Path, db: Any, embedder: Any, settings: Settings
+) -> None:
+    root = tmp_path / "kb"
+    root.mkdir()
+    (root / "a.md").write_text("# Alpha\n\nZebra crossings need a refresh every quarter.\n")
+    (root / "b.md").write_text("# Beta\n\nThe zebra table is refreshed nightly; quokka data weekly.\n")
+    spec = ProductSpec("stats-test", classification="public")
+    ingest_directory(db, settings, spec, root, embedder=embedder)
+    [(product_id,)] = _rows(db, "SELECT id FROM knowledge_products WHERE name = 'stats-test'")
+    assert _stats_match_a_recount(db, product_id)
+
+    (root / "a.md").write_text("# Alpha\n\nWombat crossings are checked monthly.\n")
+    (root / "b.md").unlink()
+    ingest_directory(db, settings, spec, root, embedder=embedder)
+    assert _stats_match_a_recount(db, product_id)
+    terms = {r.term for r in _rows(db, "SELECT term FROM product_terms WHERE product_id = :p", p=product_id)}
+    assert "wombat" in terms and not {"zebra", "quokka"} & terms
+
+    with db.transaction() as conn:
+        delete_product(conn, "stats-test")
+    left = _rows(
+        db,
+        "SELECT product_id FROM product_terms WHERE product_id = :p UNION ALL"
+        " SELECT product_id FROM product_stats WHERE product_id = :p",
+        p=product_id,
+    )
+    assert left == []
