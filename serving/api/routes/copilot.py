@@ -31,7 +31,11 @@ _UPLOAD_SCHEMA: dict[str, Any] = {
     "required": ["name", "domain", "owner", "file"],
     "properties": {
         **ThreadFields.model_json_schema()["properties"],
-        "file": {"type": "string", "format": "binary", "description": "CSV, TSV, Parquet, JSON lines or SQL DDL."},
+        "file": {
+            "type": "string",
+            "format": "binary",
+            "description": "CSV, TSV, Parquet, JSON lines or SQL DDL; the file name's suffix says which.",
+        },
     },
 }
 _REQUEST_BODY = {

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from tests.copilot.helpers import case_data, draft_offline
+from tests.copilot.test_proposals import git
 from tests.serving.api.conftest import PR_REPOSITORY, WEBHOOK_SECRET
 
 
@@ -61,14 +61,6 @@ def test_a_pull_request_of_an_unconfigured_repository_is_stored_untouched(client
     again = client.post("/webhooks/github", content=body, headers=headers)  # GitHub redelivers
     assert again.status_code == 200 and again.json()["duplicate"] is True
     assert again.json()["status"] == "repository_not_configured"
-
-
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return done.stdout.strip()
 
 
 def commit(repo: Path, files: dict[str, str | None], message: str) -> str:
