@@ -1,0 +1,26 @@
+"""`meshpilot bench guards --json`: every stage timed on every message, guardrails' share reported."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_bench_guards_prints_each_stage(cli_env: Path, samples: Any) -> None:
+    code, out, err = run_cli("bench", "guards", "--repeats", "1", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert set(result["stages"]) == {"input", "context", "output", "total"}
+    for stage in result["stages"].values():
+        assert 0 < stage["p50_ms"] <= stage["p95_ms"]
+    assert result["messages"] >= 100 and result["guard_calls_per_message"] == 3
+    assert 0 <= result["guardrails_share_p50"] <= 1 and result["embedding_reused"] is True
+    # The attacks among the messages are refused at the input boundary, the benign questions are not.
+    assert result["flagged_inputs"] >= 10
