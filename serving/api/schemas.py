@@ -7,7 +7,7 @@ cannot store (NUL characters, lone surrogates), so bad input is a 422 here and n
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -68,6 +68,11 @@ class AskResponse(BaseModel):
     grounded: bool
     citations: list[CitationOut]
     retrieval_ms: float
+    guard: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What the guards did: `blocked` (input categories), `dropped_passages`, `redactions`, "
+        "and each stage's milliseconds (`input_ms`, `context_ms`, `output_ms`).",
+    )
 
     @classmethod
     def of(cls, result: GroundedAnswer) -> AskResponse:
