@@ -162,12 +162,13 @@ MIGRATIONS: list[tuple[int, str, str]] = [
 
         -- Static impact ordering: BM25's term-frequency factor with the default k1 1.2, b 0.5 and a
         -- reference chunk length of 64 lexemes. Each query term reads only its best postings in
-        -- this order (rag/retrieval.py); scores are then computed exactly from tf, dl and the
-        -- current statistics. chunk_id breaks ties so the cut is deterministic.
-        ALTER TABLE chunk_terms ADD COLUMN impact real NOT NULL
-            GENERATED ALWAYS AS ((tf / (tf + 1.2 * (0.5 + 0.5 * dl / 64.0)))::real) STORED;
+        -- this order (rag/retrieval.py, which spells the expression the same way); scores are then
+        -- computed exactly from tf, dl and the current statistics. chunk_id breaks ties so the cut
+        -- is deterministic. An expression index, not a column: no table rewrite, so the visibility
+        -- map that lets this be an index-only scan survives the migration.
         DROP INDEX chunk_terms_term_idx;
-        CREATE INDEX chunk_terms_impact_idx ON chunk_terms (term, impact DESC, chunk_id) INCLUDE (product_id, tf, dl);
+        CREATE INDEX chunk_terms_impact_idx ON chunk_terms
+            (term, ((tf / (tf + 1.2 * (0.5 + 0.5 * dl / 64.0)))::real) DESC, chunk_id) INCLUDE (product_id, tf, dl);
         ANALYZE product_terms, product_stats, chunk_terms;
         """,
     ),

@@ -75,8 +75,9 @@ dense AS (
 # BM25 statistics come from tables rag/store.py keeps current in the write's own transaction
 # (product_terms: chunks per term and product; product_stats: chunks and tokens per product), summed
 # over the caller's visible products only. Each query term reads its :postings best visible postings
-# in the index's impact order (static impact pruning: SciFact train nDCG@10 unchanged at 1,000, see
-# docs/benchmarks.md); the scores of what is read are exact.
+# in the order of chunk_terms_impact_idx, whose expression the ORDER BY repeats exactly (static impact
+# pruning: SciFact train nDCG@10 unchanged at 1,000, see docs/benchmarks.md); the scores of what is
+# read are exact.
 _LEXICAL = """
 corpus AS (
     SELECT greatest(sum(s.chunks), 1)::float8 AS n,
@@ -99,7 +100,7 @@ lexical AS (
     CROSS JOIN LATERAL (
         SELECT t.chunk_id, t.tf, t.dl FROM chunk_terms t
         WHERE t.term = q.term AND t.product_id = ANY (ARRAY(SELECT id FROM allowed))
-        ORDER BY t.impact DESC, t.chunk_id
+        ORDER BY (t.tf / (t.tf + 1.2 * (0.5 + 0.5 * t.dl / 64.0)))::real DESC, t.chunk_id
         LIMIT :postings
     ) p
     GROUP BY p.chunk_id
