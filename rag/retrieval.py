@@ -149,15 +149,33 @@ def retrieval_sql(mode: Mode, dim: int) -> str:
     return ("WITH " + ",".join(ctes) + _FINAL).format(dim=dim)
 
 
+# How long a passed `check_products` is remembered per (groups, products, domain). The check only
+# turns a silent miss into a clear error: the retrieval SQL filters by model and permission itself, so
+# a product deleted or re-indexed meanwhile is never returned; its error comes at most this late.
+CHECK_TTL_S = 5.0
+_CHECKS_KEPT = 4096
+
+
 class HybridRetriever:
     def __init__(self, db: Database, embedder: Embedder, settings: Settings) -> None:
         self.db = db
         self.embedder = embedder
         self.settings = settings
         self._sql = {mode: text(retrieval_sql(mode, embedder.dimension)) for mode in Mode}
+        self._passed: dict[tuple[Any, ...], float] = {}  # check key -> monotonic time it expires
 
     def check_products(self, groups: list[str], products: list[str] | None, domain: str | None) -> None:
         """Fail loudly when a visible product was indexed with another embedding model."""
+        key = (tuple(sorted(groups)), None if products is None else tuple(products), domain)
+        now = time.monotonic()
+        if self._passed.get(key, 0.0) > now:
+            return
+        self._check(groups, products, domain)
+        if len(self._passed) >= _CHECKS_KEPT:
+            self._passed.clear()
+        self._passed[key] = now + CHECK_TTL_S
+
+    def _check(self, groups: list[str], products: list[str] | None, domain: str | None) -> None:
         with self.db.engine.connect() as conn:
             rows = conn.execute(
                 text(

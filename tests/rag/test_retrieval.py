@@ -212,3 +212,23 @@ def test_term_statistics_follow_adds_changes_and_deletes(
         p=product_id,
     )
     assert left == []
+
+
+def test_a_passed_product_check_is_remembered_briefly_a_failed_one_never(
+    db: Any, embedder: Any, settings: Settings, samples: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    retriever = HybridRetriever(db, embedder, settings)
+    checks: list[Any] = []
+    real = retriever._check
+    monkeypatch.setattr(retriever, "_check", lambda *args: (checks.append(args), real(*args))[1])
+    retriever.check_products(["sre"], None, None)
+    retriever.check_products(["sre"], None, None)
+    assert len(checks) == 1
+    for _ in range(2):
+        with pytest.raises(NotFound):
+            retriever.check_products(["sales"], ["finance-contracts"], None)
+    assert len(checks) == 3
+    monkeypatch.setattr("rag.retrieval.CHECK_TTL_S", 0.0)
+    retriever.check_products(["sre", "sales"], None, None)
+    retriever.check_products(["sales", "sre"], None, None)
+    assert len(checks) == 5
