@@ -35,6 +35,7 @@ from rag.documents import (
 from rag.embeddings import Embedder, Vectors, embedding_text
 from rag.encoder_pool import EncoderPool
 from rag.errors import MeshpilotError, UsageError
+from rag.guards.documents import chunk_flags, default_detector, detector_fingerprint
 from rag.products import ProductSpec, upsert_product
 from rag.settings import Settings
 from rag.store import delete_document, ensure_vector_index, replace_document, stored_documents
@@ -265,8 +266,12 @@ def sync_documents(
             if progress:
                 progress(done, len(todo), source)
 
+        detector, fingerprint = default_detector(), detector_fingerprint()
+
         def write(window: _Window) -> None:
             for item, vectors in zip(window.docs, window.vectors(dim), strict=True):
+                # Scanned before the transaction: a planted instruction is found once, here, not per question.
+                flags = chunk_flags(detector, [c.text for c in item.chunks], vectors)
                 with db.transaction() as conn:
                     replace_document(
                         conn,
@@ -279,6 +284,8 @@ def sync_documents(
                         size_bytes=item.size,
                         chunks=item.chunks,
                         vectors=vectors,
+                        guard_flags=flags,
+                        guard_detector=fingerprint,
                     )
                 report.chunks_written += len(item.chunks)
                 if item.is_new:

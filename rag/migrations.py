@@ -173,6 +173,15 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         """,
     ),
     (
+        4,
+        "guard verdicts of each chunk, taken at ingestion",
+        """
+        -- What the context guard found in a chunk when it was ingested (empty: nothing), and with which
+        -- detector; NULL or another detector means the chunk is scanned again when it is retrieved.
+        ALTER TABLE chunks ADD COLUMN guard_flags text[], ADD COLUMN guard_detector text;
+        """,
+    ),
+    (
         5,
         "copilot threads and the keys that own them",
         """

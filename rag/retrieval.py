@@ -45,6 +45,8 @@ class RetrievedPassage:
     score: float
     dense: float  # cosine similarity to the question: an absolute relevance signal
     lexical: float | None
+    guard_flags: list[str] | None = None  # the context guard's verdict at ingestion ([] = clean)
+    guard_detector: str | None = None  # which detector took it (rag/guards/documents.py)
 
 
 @dataclass
@@ -125,7 +127,7 @@ fused AS (
 
 _FINAL = """,
 top AS MATERIALIZED (SELECT chunk_id, score, lexical FROM fused ORDER BY score DESC, chunk_id LIMIT :k)
-SELECT f.chunk_id, f.score, f.lexical, c.text, c.header_path, c.position,
+SELECT f.chunk_id, f.score, f.lexical, c.text, c.header_path, c.position, c.guard_flags, c.guard_detector,
        1 - (c.embedding::vector({dim}) <=> CAST(:qvec AS vector({dim}))) AS dense,
        d.source, d.title, p.name AS product
 FROM top f
@@ -250,6 +252,8 @@ class HybridRetriever:
                 score=float(r.score),
                 dense=float(r.dense),
                 lexical=None if r.lexical is None else float(r.lexical),
+                guard_flags=None if r.guard_flags is None else list(r.guard_flags),
+                guard_detector=r.guard_detector,
             )
             for r in rows
         ]

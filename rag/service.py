@@ -15,6 +15,7 @@ from rag.chat_models import ChatModel, chat_model_from_settings
 from rag.database import Database
 from rag.embeddings import Embedder, get_embedder
 from rag.errors import UsageError
+from rag.guards.documents import detector_fingerprint
 from rag.guards.pipeline import BLOCKED, WITHHELD, GuardPipeline, default_guards
 from rag.retrieval import HybridRetriever, RetrievedPassage
 from rag.settings import Settings
@@ -87,9 +88,7 @@ class RagService:
         retrieval = self.retriever.retrieve(
             question, groups=groups, products=products, domain=domain, query_vector=vector, check=False
         )
-        screened = self.pipeline.screen_context(
-            [p.text for p in retrieval.passages], _stored_scores(retrieval.passages)
-        )
+        screened = self.pipeline.screen_context([p.text for p in retrieval.passages], _stored_flags(retrieval.passages))
         passages = [retrieval.passages[i] for i in screened.kept]
         timings["context_ms"] = round(screened.ms, 2)
         result = self.answerer.answer(question, passages)
@@ -116,5 +115,7 @@ class RagService:
         return result, passages
 
 
-def _stored_scores(passages: list[RetrievedPassage]) -> list[float | None]:
-    return [getattr(p, "injection_score", None) for p in passages]
+def _stored_flags(passages: list[RetrievedPassage]) -> list[list[str] | None]:
+    """Verdicts taken at ingestion by today's detector; anything else is scanned again."""
+    current = detector_fingerprint()
+    return [p.guard_flags if p.guard_detector == current else None for p in passages]

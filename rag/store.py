@@ -139,9 +139,14 @@ def replace_document(
     size_bytes: int,
     chunks: Sequence[Chunk],
     vectors: Vectors,
+    guard_flags: Sequence[Sequence[str]] | None = None,
+    guard_detector: str | None = None,
 ) -> int:
-    """Replace (or add) one document with its chunks; the caller's transaction makes it atomic."""
+    """Replace (or add) one document with its chunks; the caller's transaction makes it atomic.
+    `guard_flags`: the context guard's verdict of each chunk, taken by `guard_detector` (rag/guards/documents.py)."""
     assert len(chunks) == len(vectors), "one vector per chunk"
+    flags = list(guard_flags) if guard_flags is not None else [None] * len(chunks)
+    assert len(flags) == len(chunks), "one verdict per chunk"
     delete_document(conn, product_id, source)
     doc_id = conn.execute(
         text(
@@ -154,12 +159,22 @@ def replace_document(
         dim = int(vectors.shape[1])
         conn.execute(
             text(
-                "INSERT INTO chunks (document_id, product_id, position, header_path, text, embedding, embedding_dim)"
-                " VALUES (:d, :p, :pos, :hp, :t, :e, :dim)"
+                "INSERT INTO chunks (document_id, product_id, position, header_path, text, embedding, embedding_dim,"
+                " guard_flags, guard_detector) VALUES (:d, :p, :pos, :hp, :t, :e, :dim, :gf, :gd)"
             ),
             [
-                {"d": doc_id, "p": product_id, "pos": c.position, "hp": c.header_path, "t": c.text, "e": v, "dim": dim}
-                for c, v in zip(chunks, vectors, strict=True)
+                {
+                    "d": doc_id,
+                    "p": product_id,
+                    "pos": c.position,
+                    "hp": c.header_path,
+                    "t": c.text,
+                    "e": v,
+                    "dim": dim,
+                    "gf": None if f is None else list(f),
+                    "gd": None if f is None else guard_detector,
+                }
+                for c, v, f in zip(chunks, vectors, flags, strict=True)
             ],
         )
         write_postings(conn, "c.document_id = :d", {"d": doc_id})

@@ -98,11 +98,14 @@ class GuardPipeline:
         outcome = self.input_guard.validate(text, metadata={"embedding": embedding})
         return GuardResult(bool(outcome.validation_passed), _findings(outcome), _ms(started))
 
-    def screen_context(self, texts: Sequence[str], scores: Sequence[float | None] | None = None) -> ContextResult:
-        """Which passages may reach the answerer (indexes into `texts`), and what the others carried."""
+    def screen_context(
+        self, texts: Sequence[str], flags: Sequence[Sequence[str] | None] | None = None
+    ) -> ContextResult:
+        """Which passages may reach the answerer (indexes into `texts`), and what the others carried.
+        `flags`: each passage's verdict stored at ingestion by the current detector, or None to scan it."""
         started = time.perf_counter()
-        stored = list(scores) if scores is not None else [None] * len(texts)
-        value = json.dumps([{"text": t, "score": s} for t, s in zip(texts, stored, strict=True)])
+        stored = list(flags) if flags is not None else [None] * len(texts)
+        value = json.dumps([{"text": t, "flags": f} for t, f in zip(texts, stored, strict=True)])
         outcome = self.context_guard.validate(value)
         findings = _findings(outcome)
         if not findings:

@@ -74,24 +74,20 @@ class InputSafety(Validator):  # type: ignore[misc]
 
 @register_validator(name="meshpilot/context-safety", data_type="string")
 class ContextSafety(Validator):  # type: ignore[misc]
-    """Drops passages that carry instructions. The value is a JSON list of `{"text", "score"}`, where
-    `score` is the classifier's verdict stored at ingestion (or null); the fix is the kept passages,
-    each with its `index` in the input."""
+    """Drops passages that carry instructions. The value is a JSON list of `{"text", "flags"}`, where
+    `flags` is the verdict stored at ingestion by the current detector ([] = clean) or null (scan it
+    now); the fix is the kept passages, each with its `index` in the input."""
 
     def __init__(self, detector: InjectionDetector, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.detector = detector
-        model = detector.model
-        self.threshold = float(model.threshold) if model is not None else 1.01
 
     def _validate(self, value: Any, metadata: dict[str, Any]) -> ValidationResult:
         passages = json.loads(str(value))
         kept, findings = [], []
         for index, passage in enumerate(passages):
-            categories = heuristic_categories(passage["text"])
-            stored = passage.get("score")
-            if not categories and stored is not None and stored >= self.threshold:
-                categories = ["indirect_injection"]
+            stored = passage.get("flags")
+            categories = list(stored) if stored is not None else heuristic_categories(passage["text"])
             if categories:
                 findings += [(c, f"passage {index}") for c in categories]
                 log.warning("context guard dropped passage %s (%s)", passage.get("id", index), ",".join(categories))

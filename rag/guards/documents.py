@@ -1,0 +1,56 @@
+"""Ingestion-time scan of chunks for planted instructions (indirect prompt injection).
+
+Threat model: anyone who can edit a document a knowledge product is built from (a wiki page, a
+contract, a runbook) can plant instructions for the model that will read it as context. Each chunk
+is scanned once, when it is ingested, with the same detector as questions (every reading of the
+text: case, zero-width characters, homoglyphs, encodings); its verdict is stored with the chunk and
+the detector's fingerprint. At question time the context guard trusts a verdict of the current
+detector and scans again anything else, so a detector update never leaves old chunks unchecked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from functools import cache
+from importlib import resources
+
+import numpy as np
+import numpy.typing as npt
+
+from rag.guards.injection import InjectionDetector, heuristic_categories
+
+_DETECTOR_FILES = ("injection.py", "normalize.py", "allowlist.yaml")
+
+
+@cache
+def detector_fingerprint() -> str:
+    """Changes whenever the detector's code, patterns, allowlist or trained artifacts change."""
+    digest = hashlib.sha256()
+    package = resources.files("rag.guards")
+    for name in _DETECTOR_FILES:
+        digest.update(package.joinpath(name).read_bytes())
+    artifacts = package.joinpath("artifacts")
+    for item in sorted(artifacts.iterdir(), key=lambda p: p.name):
+        if item.is_file():
+            digest.update(item.name.encode() + item.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def chunk_flags(
+    detector: InjectionDetector, texts: Sequence[str], vectors: npt.NDArray[np.float32] | None = None
+) -> list[list[str]]:
+    """What each chunk carries: [] when nothing, else the detector's categories."""
+    flags = []
+    for i, text in enumerate(texts):
+        found = heuristic_categories(text)
+        if not found and vectors is not None and hasattr(detector, "check_document"):
+            verdict = detector.check_document(text, vectors[i])
+            found = verdict.categories if verdict.flagged else []
+        flags.append(found)
+    return flags
+
+
+@cache
+def default_detector() -> InjectionDetector:
+    return InjectionDetector.default()
