@@ -1,4 +1,5 @@
-"""`meshpilot serve` in a child process (`ServerProcess`), for benchmarks: start, wait until ready, stop."""
+"""`meshpilot serve` in a child process (`ServerProcess`), for benchmarks: start, wait until ready, stop;
+and the CPU time that process trees spend (`tree_cpu_seconds`), to say where a benchmark's CPU went."""
 
 from __future__ import annotations
 
@@ -13,10 +14,36 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
+import psutil
 
 from rag.errors import MeshpilotError
 
 _URL = re.compile(r"(http://127\.0\.0\.1:\d+)")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its live children (exited ones are not counted)."""
+    total = 0.0
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:  # exited meanwhile
+            continue
+        total += times.user + times.system
+    return total
+
+
+def postmaster_pid(data_dir: Path) -> int | None:
+    """The embedded PostgreSQL's postmaster, from its pid file (its first line)."""
+    try:
+        return int((data_dir / "postmaster.pid").read_text(encoding="utf-8").split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
 
 
 class ServerProcess:

@@ -107,7 +107,7 @@ def serve_cmd(
     from rag.embeddings import get_embedder
     from rag.service import RagService
     from serving.api.keys import create_key, revoke_key
-    from serving.server_process import ServerProcess
+    from serving.server_process import ServerProcess, postmaster_pid
 
     settings = settings_from(ctx)
     if settings.llm_base_url:
@@ -137,7 +137,14 @@ def serve_cmd(
     with ServerProcess(workers=workers, env=env) as server:
         run_load(server.url, key, questions, clients=clients, seconds=min(3.0, seconds))
         stderr.print(f"measuring: {clients} clients for {seconds:.0f} s")
+        pids = {"server": server.proc.pid, "database": postmaster_pid(bench_settings.data_dir) if embedded else None}
+        before = _cpu_seconds(pids)
         load = run_load(server.url, key, questions, clients=clients, seconds=seconds)
+        spent = {name: after - before[name] for name, after in _cpu_seconds(pids).items()}
+    load["cpu_ms_per_request"] = {
+        "client": load.pop("client_cpu_ms_per_request"),
+        **{name: round(secs * 1000 / max(load["ok"], 1), 2) for name, secs in spent.items()},
+    }
 
     result = _report(load, in_process, corpus.to_dict(), clients=clients, seconds=seconds, workers=workers)
     if json_out:
@@ -149,6 +156,17 @@ def serve_cmd(
         f"{load['errors']} errors (goal: 0 errors, p95 <= 300 ms: {'met' if result['passed'] else 'missed'}); "
         f"in-process baseline p50 {in_process['latency_ms']['p50']} ms, {in_process['per_s']}/s"
     )
+
+
+def _cpu_seconds(pids: dict[str, int | None]) -> dict[str, float]:
+    """CPU seconds so far of each named process tree, and of the whole machine (every tenant's)."""
+    import psutil
+
+    from serving.server_process import tree_cpu_seconds
+
+    busy = psutil.cpu_times()
+    machine = sum(getattr(busy, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq"))
+    return {**{name: tree_cpu_seconds(pid) for name, pid in pids.items() if pid is not None}, "machine": machine}
 
 
 def _report(
@@ -169,7 +187,11 @@ def _report(
         "seconds": seconds,
         "workers": workers,
         "cpu_count": os.cpu_count(),
-        "note": "the load generator runs on the same machine and shares its cores; a warm-up (3 s at most) is excluded",
+        "note": (
+            "the load generator runs on the same machine and shares its cores; a warm-up (3 s at most) is excluded;"
+            " cpu_ms_per_request: the client (this process), the server's processes, the embedded PostgreSQL's"
+            " and the whole machine's (every process on it, other tenants included)"
+        ),
         "corpus": corpus,
         **load,
         "baseline_in_process": in_process,
