@@ -42,7 +42,7 @@ from rag.store import ensure_vector_index, refresh_product_stats, vector_index_n
 
 PRODUCT = "bench-serve"
 GROUP = "bench"
-CORPUS_VERSION = 1
+CORPUS_VERSION = 2  # 2: copies carry their original's guard verdicts (migration 4)
 NOISE_SIGMA = 0.015  # per dimension; ||noise|| ~ 0.29 for 384 dimensions
 SEED = 20261126
 MAX_SECONDS = 600
@@ -52,8 +52,9 @@ REQUEST_TIMEOUT_S = 30.0
 METHOD = (
     "the sample knowledge base ingested for real (MiniLM), its chunks replicated into product "
     f"'{PRODUCT}' under distinct sources with their real embeddings plus Gaussian noise "
-    f"(sigma {NOISE_SIGMA} per dimension, renormalised), written by binary COPY, BM25 postings from the "
-    "generated tsvector as rag/store.py does, HNSW built after the load"
+    f"(sigma {NOISE_SIGMA} per dimension, renormalised) and the original's guard verdict, written by binary "
+    "COPY, BM25 postings and term statistics as rag/store.py writes them, HNSW built and tables vacuumed after "
+    "the load"
 )
 
 
@@ -141,7 +142,8 @@ def build_corpus(db: Database, settings: Settings, embedder: Embedder, target_ch
         }
         originals = conn.execute(
             text(
-                "SELECT p.name || '/' || d.source AS source, c.position, c.header_path, c.text, c.embedding"
+                "SELECT p.name || '/' || d.source AS source, c.position, c.header_path, c.text, c.embedding,"
+                " c.guard_flags, c.guard_detector"
                 " FROM chunks c JOIN documents d ON d.id = c.document_id"
                 " JOIN knowledge_products p ON p.id = c.product_id WHERE p.name = ANY(:s)"
                 " ORDER BY c.id"
@@ -149,23 +151,26 @@ def build_corpus(db: Database, settings: Settings, embedder: Embedder, target_ch
             {"s": samples},
         ).all()
         base = np.stack([np.asarray(r.embedding.to_numpy(), dtype=np.float32) for r in originals])
+        dim = base.shape[1]
         rng = np.random.default_rng(SEED)
         # COPY is psycopg's own API, beyond the DB-API that SQLAlchemy types the connection as.
         raw = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
         with (
             raw.cursor() as cursor,
             cursor.copy(
-                "COPY chunks (document_id, product_id, position, header_path, text, embedding, embedding_dim)"
-                " FROM STDIN WITH (FORMAT BINARY)"
+                "COPY chunks (document_id, product_id, position, header_path, text, embedding, embedding_dim,"
+                " guard_flags, guard_detector) FROM STDIN WITH (FORMAT BINARY)"
             ) as copy,
         ):
-            copy.set_types(["int8", "int8", "int4", "text", "text", "vector", "int4"])
+            copy.set_types(["int8", "int8", "int4", "text", "text", "vector", "int4", "text[]", "text"])
             for c in range(copies):
                 noisy = base + rng.normal(0.0, NOISE_SIGMA, base.shape).astype(np.float32)
                 noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
                 for row, vector in zip(originals, noisy, strict=True):
                     doc = doc_ids[f"copy{c:04d}/{row.source}"]
-                    copy.write_row((doc, product.id, row.position, row.header_path, row.text, vector, base.shape[1]))
+                    # The original's guard verdict too: the context guard trusts it as it trusts ingestion's.
+                    flags = (row.guard_flags, row.guard_detector)
+                    copy.write_row((doc, product.id, row.position, row.header_path, row.text, vector, dim, *flags))
         write_postings(conn, "c.product_id = :p", {"p": product.id})
         refresh_product_stats(conn, product.id)
     with db.transaction() as conn:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from tests.conftest import run_cli
 
@@ -30,6 +31,8 @@ def test_bench_serve_reports_throughput_latency_and_a_baseline(
         db = open_database(bench_settings)
         try:
             again = build_corpus(db, bench_settings, embedder, 1000)  # what a second run does first
+            with db.engine.connect() as conn:  # copies carry their original's guard verdict, as ingestion writes it
+                unscanned = conn.execute(text("SELECT count(*) FROM chunks WHERE guard_detector IS NULL")).scalar_one()
         finally:
             db.close()
     finally:
@@ -46,3 +49,4 @@ def test_bench_serve_reports_throughput_latency_and_a_baseline(
     assert 0 < cpu["client"] < cpu["machine"]
     # A second run reuses the corpus: only queries.
     assert again.cached and again.chunks == first["corpus"]["bench_product_chunks"]
+    assert unscanned == 0
