@@ -11,13 +11,14 @@ detector and scans again anything else, so a detector update never leaves old ch
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from importlib import resources
 
 import numpy as np
 import numpy.typing as npt
 
+from rag.database import Database
 from rag.guards.injection import InjectionDetector, heuristic_categories
 
 _DETECTOR_FILES = ("injection.py", "normalize.py", "allowlist.yaml")
@@ -54,3 +55,37 @@ def chunk_flags(
 @cache
 def default_detector() -> InjectionDetector:
     return InjectionDetector.default()
+
+
+def rescan(db: Database, batch: int = 500, progress: Callable[[int, int], None] | None = None) -> dict[str, object]:
+    """Take the current detector's verdict of every chunk that lacks one (older rows, a new detector).
+
+    Batches commit on their own: an interrupted run keeps what it did, and the next one goes on."""
+    from sqlalchemy import text
+
+    detector, fingerprint = default_detector(), detector_fingerprint()
+    stale = "guard_detector IS DISTINCT FROM :f"
+    with db.engine.connect() as conn:
+        total = int(conn.execute(text(f"SELECT count(*) FROM chunks WHERE {stale}"), {"f": fingerprint}).scalar_one())
+    done = flagged = 0
+    while True:
+        with db.transaction() as conn:
+            rows = conn.execute(
+                text(
+                    f"SELECT id, text, embedding FROM chunks WHERE {stale} ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED"
+                ),
+                {"f": fingerprint, "n": batch},
+            ).all()
+            if not rows:
+                break
+            vectors = np.stack([np.asarray(r.embedding.to_numpy(), dtype=np.float32) for r in rows])
+            flags = chunk_flags(detector, [r.text for r in rows], vectors)
+            conn.execute(
+                text("UPDATE chunks SET guard_flags = :g, guard_detector = :f WHERE id = :i"),
+                [{"g": f, "f": fingerprint, "i": r.id} for r, f in zip(rows, flags, strict=True)],
+            )
+        done += len(rows)
+        flagged += sum(bool(f) for f in flags)
+        if progress:
+            progress(done, total)
+    return {"scanned": done, "flagged": flagged, "detector": fingerprint}
