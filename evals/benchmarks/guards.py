@@ -32,7 +32,9 @@ LLM_GUARD_PI_MS = 213.0
 ALL_GROUPS = ["finance", "sales", "data-platform", "sre"]
 
 
-def _messages() -> list[str]:
+def _messages() -> list[tuple[str, str]]:
+    """(source, text): the golden questions, the benign data-engineering questions, the red-team questions."""
+
     def read(path: str) -> Any:
         return yaml.safe_load(resources.files("evals").joinpath(path).read_text(encoding="utf-8"))
 
@@ -41,9 +43,11 @@ def _messages() -> list[str]:
         read("golden/benign_questions.yaml"),
         read("redteam/attacks.yaml"),
     )
-    questions = [q["question"] for q in golden["questions"]]
-    questions += [q if isinstance(q, str) else q["question"] for q in benign["questions"]]
-    questions += [a["input"] for a in attacks["attacks"] if a["runner"] == "ask" and len(a["input"]) < 2000]
+    questions = [("golden", q["question"]) for q in golden["questions"]]
+    questions += [("benign", q if isinstance(q, str) else q["question"]) for q in benign["questions"]]
+    questions += [
+        ("attacks", a["input"]) for a in attacks["attacks"] if a["runner"] == "ask" and len(a["input"]) < 2000
+    ]
     return questions
 
 
@@ -65,7 +69,8 @@ def run(db: Database, settings: Settings, embedder: Embedder, repeats: int = 3) 
     guards = GuardPipeline.from_settings(settings)
     retriever = HybridRetriever(db, embedder, settings)
     answerer = ExtractiveAnswerer()
-    messages = _messages()
+    labelled = _messages()
+    messages = [text for _, text in labelled]
     vectors = embedder.embed(messages)
     prepared = []
     for text, vector in zip(messages, vectors, strict=True):
@@ -74,9 +79,9 @@ def run(db: Database, settings: Settings, embedder: Embedder, repeats: int = 3) 
         prepared.append((text, vector, [p.text for p in found], [answer.answer, *(c.quote for c in answer.citations)]))
     validators = _validators(guards)
     timings: dict[str, list[float]] = {k: [] for k in ("input", "context", "output", "total", "validators")}
-    flagged = 0
-    for _ in range(max(1, repeats)):
-        for text, vector, passages, outputs in prepared:
+    flagged = dict.fromkeys(("golden", "benign", "attacks"), 0)
+    for repeat in range(max(1, repeats)):
+        for (source, _), (text, vector, passages, outputs) in zip(labelled, prepared, strict=True):
             t0 = time.perf_counter()
             checked = guards.check_input(text, vector)
             t1 = time.perf_counter()
@@ -89,13 +94,14 @@ def run(db: Database, settings: Settings, embedder: Embedder, repeats: int = 3) 
             timings["output"].append((t3 - t2) * 1000)
             timings["total"].append((t3 - t0) * 1000)
             timings["validators"].append(_validators_alone(validators, text, vector, passages, outputs))
-            flagged += not checked.passed
+            flagged[source] += int(not checked.passed and repeat == 0)
     total_p50 = statistics.median(timings["total"])
     own_p50 = statistics.median(timings["validators"])
     return {
         "messages": len(prepared),
         "repeats": repeats,
-        "flagged_inputs": flagged // max(1, repeats),
+        "flagged_inputs": flagged,
+        "messages_by_source": {k: sum(1 for s, _ in labelled if s == k) for k in flagged},
         "stages": {k: _stats(v) for k, v in timings.items() if k != "validators"},
         "validators_alone": _stats(timings["validators"]),
         "guardrails_share_p50": round(max(0.0, total_p50 - own_p50) / total_p50, 3) if total_p50 else None,

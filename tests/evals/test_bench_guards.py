@@ -22,5 +22,6 @@ def test_bench_guards_prints_each_stage(cli_env: Path, samples: Any) -> None:
         assert 0 < stage["p50_ms"] <= stage["p95_ms"]
     assert result["messages"] >= 100 and result["guard_calls_per_message"] == 3
     assert 0 <= result["guardrails_share_p50"] <= 1 and result["embedding_reused"] is True
-    # The attacks among the messages are refused at the input boundary, the benign questions are not.
-    assert result["flagged_inputs"] >= 10
+    # Injections among the red-team questions are refused at the input boundary, benign questions are not.
+    assert result["flagged_inputs"]["attacks"] >= 6
+    assert result["flagged_inputs"]["benign"] == 0 and result["flagged_inputs"]["golden"] == 0
