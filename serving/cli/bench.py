@@ -190,6 +190,7 @@ def _report(
         "note": (
             "the load generator runs on the same machine and shares its cores; a warm-up (3 s at most) is excluded;"
             " cpu_ms_per_request: the client (this process), the server's processes, the embedded PostgreSQL's"
+            " (backends alive at the end only: connections opened and closed during the run are missed)"
             " and the whole machine's (every process on it, other tenants included)"
         ),
         "corpus": corpus,
