@@ -17,8 +17,9 @@ def test_ask_json_is_grounded_with_citations(client: httpx.Client, keys: Keys) -
     )
     assert r.status_code == 200, r.text
     body = r.json()
-    assert set(body) == {"answer", "grounded", "citations", "retrieval_ms"}
+    assert set(body) == {"answer", "grounded", "citations", "retrieval_ms", "guard"}
     assert body["grounded"] and "24 hours [1]" in body["answer"]
+    assert {"input_ms", "context_ms", "output_ms"} <= set(body["guard"]) and "blocked" not in body["guard"]
     assert set(body["citations"][0]) == CITATION_KEYS
     assert body["citations"][0]["source"] == "slo-defaults.md"
     assert r.headers["x-request-id"]
