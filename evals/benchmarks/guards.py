@@ -22,6 +22,7 @@ import yaml
 from rag.answers import ExtractiveAnswerer
 from rag.database import Database
 from rag.embeddings import Embedder
+from rag.guards.documents import detector_fingerprint, rescan
 from rag.guards.pipeline import GuardPipeline
 from rag.retrieval import HybridRetriever
 from rag.samples import ingest_samples
@@ -66,6 +67,8 @@ def _stats(values: list[float]) -> dict[str, float]:
 
 def run(db: Database, settings: Settings, embedder: Embedder, repeats: int = 3) -> dict[str, Any]:
     ingest_samples(db, settings, embedder)
+    rescan(db)  # chunks ingested before their verdicts were stored get them now, as a re-ingest would
+    current = detector_fingerprint()
     guards = GuardPipeline.from_settings(settings)
     retriever = HybridRetriever(db, embedder, settings)
     answerer = ExtractiveAnswerer()
@@ -76,16 +79,18 @@ def run(db: Database, settings: Settings, embedder: Embedder, repeats: int = 3) 
     for text, vector in zip(messages, vectors, strict=True):
         found = retriever.retrieve(text, groups=ALL_GROUPS, query_vector=vector, check=False).passages
         answer = answerer.answer(text, found)
-        prepared.append((text, vector, [p.text for p in found], [answer.answer, *(c.quote for c in answer.citations)]))
+        flags = [p.guard_flags if p.guard_detector == current else None for p in found]
+        outputs = [answer.answer, *(c.quote for c in answer.citations)]
+        prepared.append((text, vector, [p.text for p in found], flags, outputs))
     validators = _validators(guards)
     timings: dict[str, list[float]] = {k: [] for k in ("input", "context", "output", "total", "validators")}
     flagged = dict.fromkeys(("golden", "benign", "attacks"), 0)
     for repeat in range(max(1, repeats)):
-        for (source, _), (text, vector, passages, outputs) in zip(labelled, prepared, strict=True):
+        for (source, _), (text, vector, passages, flags, outputs) in zip(labelled, prepared, strict=True):
             t0 = time.perf_counter()
             checked = guards.check_input(text, vector)
             t1 = time.perf_counter()
-            guards.screen_context(passages)
+            guards.screen_context(passages, flags)
             t2 = time.perf_counter()
             guards.sanitize_output(outputs)
             t3 = time.perf_counter()
@@ -93,7 +98,7 @@ def run(db: Database, settings: Settings, embedder: Embedder, repeats: int = 3) 
             timings["context"].append((t2 - t1) * 1000)
             timings["output"].append((t3 - t2) * 1000)
             timings["total"].append((t3 - t0) * 1000)
-            timings["validators"].append(_validators_alone(validators, text, vector, passages, outputs))
+            timings["validators"].append(_validators_alone(validators, text, vector, passages, flags, outputs))
             flagged[source] += int(not checked.passed and repeat == 0)
     total_p50 = statistics.median(timings["total"])
     own_p50 = statistics.median(timings["validators"])
@@ -127,10 +132,12 @@ def _validators(guards: GuardPipeline) -> dict[str, Any]:
 
 
 def _validators_alone(
-    validators: dict[str, Any], text: str, vector: Any, passages: list[str], outputs: list[str]
+    validators: dict[str, Any], text: str, vector: Any, passages: list[str], flags: list[Any], outputs: list[str]
 ) -> float:
     started = time.perf_counter()
     validators["input"]._validate(text, {"embedding": vector})
-    validators["context"]._validate(json.dumps([{"text": p, "score": None} for p in passages]), {})
+    validators["context"]._validate(
+        json.dumps([{"text": p, "flags": f} for p, f in zip(passages, flags, strict=True)]), {}
+    )
     validators["output"]._validate(json.dumps(outputs), {})
     return (time.perf_counter() - started) * 1000
