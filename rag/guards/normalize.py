@@ -1,4 +1,4 @@
-# ruff: noqa: RUF001, RUF002  (the homoglyphs are the point of this module)
+# ruff: noqa: RUF002  (the homoglyphs are the point of this module)
 """Undoing the cheap evasions before any detector looks at a text.
 
 Threat model: an attacker hides an instruction from pattern matching and from the classifier by
@@ -18,8 +18,8 @@ import unicodedata
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad"))
 # The Cyrillic and Greek letters that render like Latin ones (NFKC leaves them alone).
 _HOMOGLYPHS = str.maketrans(
-    "АВЕКМНОРСТУХаеорсуххіјѕԁԛԝΑΒΕΖΗΙΚΜΝΟΡΤΥΧαοριν",
-    "ABEKMHOPCTYXaeopcyxxijsdqwABEZHIKMNOPTYXaopiv",
+    "АВЕКМНОРСТУХаеорсуххіјѕԁԛԝΑΒΕΖΗΙΚΜΝΟΡΤΥΧαοριυνεκ",
+    "ABEKMHOPCTYXaeopcyxxijsdqwABEZHIKMNOPTYXaopiuvek",
 )
 _BASE64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0-9+/=])")
 _HEX = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[\s:]?){12,}(?![0-9A-Fa-f])")
@@ -28,7 +28,9 @@ _ROT13_HINT = re.compile(r"\brot-?13\b", re.IGNORECASE)
 
 def normalise(text: str) -> str:
     """NFKC, no zero-width characters, Latin look-alikes, collapsed whitespace, lower case."""
-    text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH).lower().translate(_HOMOGLYPHS)
+    # Look-alikes mapped before and after lower-casing: a capital's own lower case may not look Latin.
+    text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH).translate(_HOMOGLYPHS).lower()
+    text = text.translate(_HOMOGLYPHS)
     return re.sub(r"\s+", " ", text).strip()
 
 
