@@ -10,7 +10,7 @@ import typer
 
 from rag.embeddings import get_embedder
 from rag.errors import UsageError
-from serving.cli.common import print_json, settings_from, stdout
+from serving.cli.common import print_json, settings_from, stderr, stdout
 
 app = typer.Typer(help="Input and document guards.", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
@@ -42,6 +42,9 @@ def _read_jsonl(path: Path) -> list[str]:
 def scan(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help='JSON lines, each {"text": ...}.')],
+    document: Annotated[
+        bool, typer.Option("--documents", help="The texts are documents (scored sentence by sentence), not questions.")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Flag prompt injection, jailbreaks and system-prompt extraction, one result per line, in order.
@@ -52,11 +55,16 @@ def scan(
 
     texts = _read_jsonl(file)
     detector = InjectionDetector.default()
-    vectors = get_embedder(settings_from(ctx)).embed(texts) if texts and detector.model else [None] * len(texts)
+    if document:
+        embed = get_embedder(settings_from(ctx)).embed if texts and detector.model else None
+        verdicts = detector.check_documents(texts, embed) if embed else [detector.check_document(t) for t in texts]
+    else:
+        vectors = get_embedder(settings_from(ctx)).embed(texts) if texts and detector.model else None
+        verdicts = detector.check_many(texts, vectors)
     results: list[dict[str, Any]] = []
-    for text, vector in zip(texts, vectors, strict=True):
-        verdict = detector.check(text, vector)
-        results.append({"flagged": verdict.flagged, "categories": verdict.categories, "score": verdict.score})
+    for verdict in verdicts:
+        result = {"flagged": verdict.flagged, "categories": verdict.categories, "score": verdict.score}
+        results.append(result | ({"segment": verdict.segment} if document and verdict.flagged else {}))
     report: dict[str, Any] = {"results": results, "flagged": sum(r["flagged"] for r in results), "total": len(results)}
     if json_out:
         print_json(report)
@@ -73,9 +81,13 @@ def train(
     external: Annotated[
         Path, typer.Option(help="The shared external data folder (holds injection/).")
     ] = DEFAULT_EXTERNAL,
+    artifacts: Annotated[
+        Path | None, typer.Option(help="Write the artifact here instead of rag/guards/artifacts/ (not pinned).")
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Train the injection classifier on labelled public data and write the versioned artifact.
+    """Train the injection classifier on labelled public data, write the versioned artifact and print
+    its held-out precision, recall and false-positive rate: overall, direct, indirect, benign questions.
 
     Example: meshpilot guard train --external ../shared/external --json
     """
@@ -83,10 +95,34 @@ def train(
     from rag.guards.injection import save_model
 
     settings = settings_from(ctx)
-    cache = settings.home.expanduser() / "cache" / "injection-embeddings.npz"
+    cache = settings.home.expanduser() / "cache" / "injection-embeddings-v2.npz"
+    stderr.print(f"training the injection classifier (embeddings cached in {cache})")
     model, report = train_model(get_embedder(settings), external, cache=cache)
-    save_model(model)
+    files = save_model(model, directory=artifacts)
+    if artifacts is None:
+        _pin(files)
     if json_out:
         print_json(report)
         return
-    stdout.print(json.dumps(report, indent=2))
+    rows = [
+        ("held-out", "held_out"),
+        ("  direct", "held_out_direct"),
+        ("  indirect", "held_out_indirect"),
+        ("attacks planted in our documents", "held_out_our_documents"),
+    ]
+    for name, key in rows:
+        r = report[key]
+        stdout.print(
+            f"{name:<12} precision {r['precision']:.3f}  recall {r['recall']:.3f}  "
+            f"false-positive rate {r['false_positive_rate']:.3f}  ({r['positives']} attacks of {r['n']})"
+        )
+    benign = report["benign_data_engineering"]
+    stdout.print(f"benign data-engineering questions flagged: {benign['flagged']} of {benign['n']}")
+    stdout.print(f"artifact: {files[0]}")
+
+
+def _pin(files: list[Path]) -> None:
+    """Pin the new artifact's digests: the loader refuses files it does not find pinned (rag/guards/integrity.py)."""
+    from rag.guards import integrity
+
+    integrity.pin(files)
