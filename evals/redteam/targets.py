@@ -192,19 +192,21 @@ def _tampered_classifier(lab: Lab, edit: Callable[[Path], None]) -> Observation:
 def _flip_weights(folder: Path) -> None:
     import numpy as np
 
-    from rag.guards.injection import ARTIFACT
+    from rag.guards.injection import ARTIFACT, artifact_files
 
-    path = folder / f"{ARTIFACT}.npy"
-    weights = np.load(path)
-    np.save(path, -weights)
+    path = artifact_files(ARTIFACT, folder)[1]
+    with np.load(path) as arrays:
+        flipped = {name: -arrays[name] for name in arrays.files}
+    with path.open("wb") as handle:
+        np.savez(handle, **flipped)
 
 
 def _never_flag(folder: Path) -> None:
-    from rag.guards.injection import ARTIFACT
+    from rag.guards.injection import ARTIFACT, artifact_files
 
-    path = folder / f"{ARTIFACT}.json"
+    path = artifact_files(ARTIFACT, folder)[0]
     meta = json.loads(path.read_text(encoding="utf-8"))
-    meta["threshold"] = 1.0
+    meta["thresholds"] = dict.fromkeys(meta.get("thresholds") or ("question", "document"), 1.0)
     path.write_text(json.dumps(meta), encoding="utf-8")
 
 
