@@ -155,9 +155,13 @@ def test_held_out_figures_recomputed_with_the_real_model(model: InjectionModel, 
     report = evaluate(model, test, embedder, vector_only=False)
     stored = model.metadata["evaluation"]
     for part in ("held_out", "held_out_direct", "held_out_indirect"):
-        assert report[part]["n"] == stored[part]["n"], part
-        for metric in ("precision", "recall", "false_positive_rate"):
-            assert report[part][metric] == pytest.approx(stored[part][metric], abs=0.01), (part, metric)
+        n, positives = stored[part]["n"], stored[part]["positives"]
+        assert (report[part]["n"], report[part]["positives"]) == (n, positives), part
+        # Embeddings differ in the last bits with the batch they are computed in: a text or two that
+        # sits on a threshold may flip, no more.
+        tolerance = {"recall": 2 / positives, "false_positive_rate": 2 / (n - positives), "precision": 0.03}
+        for metric, slack in tolerance.items():
+            assert report[part][metric] == pytest.approx(stored[part][metric], abs=slack), (part, metric)
     assert report["held_out"]["recall"] >= 0.9 and report["held_out"]["false_positive_rate"] <= 0.05
     assert report["benign_data_engineering"]["flagged"] == 0
 
