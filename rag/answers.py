@@ -178,6 +178,11 @@ def render_context(passages: list[RetrievedPassage]) -> str:
     return "\n\n".join(blocks)
 
 
+def protected_texts(prompt: prompts.PromptTemplate) -> list[str]:
+    """Lines of a system prompt (its canary included) that a reply must never repeat."""
+    return [line.strip(" -") for line in prompt.system.splitlines() if len(line.strip(" -")) >= 24]
+
+
 class LLMAnswerer:
     """A chat model writes the answer from the same passages; the citation check decides what stays."""
 
@@ -188,8 +193,7 @@ class LLMAnswerer:
         self.prompt = prompts.load(self.prompt_id)
 
     def protected_texts(self) -> list[str]:
-        """Lines of the system prompt (its canary included) that a reply must never repeat."""
-        return [line.strip(" -") for line in self.prompt.system.splitlines() if len(line.strip(" -")) >= 24]
+        return protected_texts(self.prompt)
 
     def answer(self, question: str, passages: list[RetrievedPassage]) -> GroundedAnswer:
         if not passages:

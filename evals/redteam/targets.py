@@ -157,8 +157,9 @@ def scan_sized(attack: Attack, lab: Lab) -> Observation:
 def output_guard(attack: Attack, lab: Lab) -> Observation:
     """A reply a compromised model might write, through the same output guard the service runs."""
     import prompts
+    from rag.answers import LLMAnswerer, protected_texts
 
-    protected = [line.strip(" -") for line in prompts.load("rag_answer").system.splitlines() if len(line) >= 24]
+    protected = protected_texts(prompts.load(LLMAnswerer.prompt_id))
     cleaned = lab.service.pipeline.sanitize_output([attack.input], protected)
     return Observation(response=cleaned.texts[0], blocked=cleaned.categories)
 

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rag.database import Database
-from rag.guards.injection import InjectionDetector, heuristic_categories
+from rag.guards.injection import InjectionDetector
 
 _DETECTOR_FILES = ("injection.py", "normalize.py", "allowlist.yaml")
 
@@ -41,15 +41,10 @@ def detector_fingerprint() -> str:
 def chunk_flags(
     detector: InjectionDetector, texts: Sequence[str], vectors: npt.NDArray[np.float32] | None = None
 ) -> list[list[str]]:
-    """What each chunk carries: [] when nothing, else the detector's categories."""
-    flags = []
-    for i, text in enumerate(texts):
-        found = heuristic_categories(text)
-        if not found and vectors is not None and hasattr(detector, "check_document"):
-            verdict = detector.check_document(text, vectors[i])
-            found = verdict.categories if verdict.flagged else []
-        flags.append(found)
-    return flags
+    """What each chunk carries: [] when nothing, else the detector's categories (its document patterns,
+    then its document head on the chunk's embedding when there is one)."""
+    verdicts = [detector.check_document(t, None if vectors is None else vectors[i]) for i, t in enumerate(texts)]
+    return [v.categories if v.flagged else [] for v in verdicts]
 
 
 @cache

@@ -36,7 +36,8 @@ from guardrails.classes.validation.validation_result import (  # noqa: E402
 from guardrails.validator_base import Validator, register_validator  # noqa: E402
 
 from rag.guards import patterns as p  # noqa: E402
-from rag.guards.injection import InjectionDetector, heuristic_categories  # noqa: E402
+from rag.guards.documents import chunk_flags  # noqa: E402
+from rag.guards.injection import InjectionDetector  # noqa: E402
 from rag.guards.normalize import normalise  # noqa: E402
 
 log = logging.getLogger("meshpilot.guards")
@@ -87,7 +88,8 @@ class ContextSafety(Validator):  # type: ignore[misc]
         kept, findings = [], []
         for index, passage in enumerate(passages):
             stored = passage.get("flags")
-            categories = list(stored) if stored is not None else heuristic_categories(passage["text"])
+            # Unscanned passages get the ingestion-time scan now, on the text alone (no chunk vector here).
+            categories = list(stored) if stored is not None else chunk_flags(self.detector, [passage["text"]])[0]
             if categories:
                 findings += [(c, f"passage {index}") for c in categories]
                 log.warning("context guard dropped passage %s (%s)", passage.get("id", index), ",".join(categories))
