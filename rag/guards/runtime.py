@@ -4,9 +4,10 @@ Threat model: the guard library itself. guardrails-ai 0.11 downloads NLTK's punk
 OpenTelemetry traces to a vendor endpoint unless `~/.guardrailsrc` says otherwise, keeps the last ten
 calls (with their texts) in memory and, by default, validates on
 an asyncio loop it sets up itself (uvloop policy, "event loop already running" inside servers).
-This module imports it with all of that off, without touching the user's home directory: metrics
-and remote inferencing are disabled in guardrails' settings object before any validator or guard
-exists, and `OfflineGuard` keeps its constructor from reloading `~/.guardrailsrc`.
+This module imports it with all of that off, its OpenTelemetry spans too, without touching the
+user's home directory: metrics and remote inferencing are disabled in guardrails' settings object
+before any validator or guard exists, and `OfflineGuard` keeps its constructor from reloading
+`~/.guardrailsrc`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ def guardrails() -> ModuleType:
     finally:
         nltk.download = download
     gr.settings.rc = RC(enable_metrics=False, use_remote_inferencing=False)
+    # Its OpenTelemetry spans are built and filled even with no exporter: every step's inputs and outputs
+    # serialised to JSON attributes, 60 % of a guard call's time here (three guards: 4.4 -> 1.7 ms).
+    gr.settings.disable_tracing = True
     module: ModuleType = gr
     return module
 

@@ -1,4 +1,4 @@
-"""guardrails-ai loads offline: no telemetry, no NLTK download, one call of history, ~/.guardrailsrc ignored."""
+"""guardrails-ai loads offline: no telemetry or spans, no NLTK fetch, one call of history, ~/.guardrailsrc ignored."""
 
 from __future__ import annotations
 
@@ -9,7 +9,17 @@ import sys
 from pathlib import Path
 
 SCRIPT = """
-import json, socket
+import json, os, socket
+# An operator's OpenTelemetry setup: guardrails would fill spans with every step's texts (and its time).
+os.environ["OTEL_SDK_DISABLED"] = "false"
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+spans = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(spans))
+trace.set_tracer_provider(provider)
 attempts = []
 real = socket.socket.connect
 def record(self, address):
@@ -32,6 +42,7 @@ print(json.dumps({
     "history": len(guard.history),
     "connects": attempts,
     "downloads": len(calls),
+    "spans": len(spans.get_finished_spans()),
 }))
 """
 
@@ -52,5 +63,6 @@ def test_guardrails_runs_offline_whatever_the_users_rc_file_says(tmp_path: Path)
         "history": 1,
         "connects": [],
         "downloads": 0,
+        "spans": 0,
     }
     assert rc.read_text(encoding="utf-8").startswith("enable_metrics=true")  # the user's file is left alone
