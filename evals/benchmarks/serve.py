@@ -34,6 +34,7 @@ from sqlalchemy import text
 
 from rag.database import Database
 from rag.embeddings import Embedder
+from rag.guards.documents import rescan
 from rag.products import ProductSpec, delete_product, get_product, upsert_product
 from rag.samples import ingest_samples, product_dirs
 from rag.service import RagService
@@ -103,6 +104,9 @@ def build_corpus(db: Database, settings: Settings, embedder: Embedder, target_ch
     started = time.perf_counter()
     ingest_samples(db, settings, embedder)  # unchanged documents are skipped: cheap when cached
     samples = [d.name for d in product_dirs()]
+    # Unchanged documents keep the verdicts of the detector that ingested them; a server would scan every
+    # retrieved passage again at question time until `meshpilot guard scan --documents` ran.
+    rescan(db, products=samples)
     with db.engine.connect() as conn:
         existing = get_product(conn, PRODUCT)
         sample_chunks = int(
@@ -116,6 +120,7 @@ def build_corpus(db: Database, settings: Settings, embedder: Embedder, target_ch
         )
     copies = math.ceil(target_chunks / sample_chunks)
     if existing is not None and existing.version == _version(target_chunks) and existing.chunks >= target_chunks:
+        _copy_current_verdicts(db, existing.id, samples)
         chunks, documents, total = _counts(db)
         return BenchCorpus(chunks, total, documents, copies, True, time.perf_counter() - started)
 
@@ -182,6 +187,25 @@ def build_corpus(db: Database, settings: Settings, embedder: Embedder, target_ch
         conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM (ANALYZE)")
     chunks, documents, total = _counts(db)
     return BenchCorpus(chunks, total, documents, copies, False, time.perf_counter() - started)
+
+
+def _copy_current_verdicts(db: Database, product_id: int, samples: list[str]) -> None:
+    """Copies whose originals were scanned by a newer detector take the originals' new verdicts."""
+    with db.transaction() as conn:
+        updated = conn.execute(
+            text(
+                "UPDATE chunks c SET guard_flags = o.guard_flags, guard_detector = o.guard_detector"
+                " FROM documents d, chunks o, documents od, knowledge_products op"
+                " WHERE c.product_id = :pid AND d.id = c.document_id"
+                " AND od.id = o.document_id AND op.id = o.product_id AND op.name = ANY(:s)"
+                " AND substr(d.source, length('copy0000/') + 1) = op.name || '/' || od.source"
+                " AND o.position = c.position AND c.guard_detector IS DISTINCT FROM o.guard_detector"
+            ),
+            {"pid": product_id, "s": samples},
+        ).rowcount
+    if updated:
+        with db.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM (ANALYZE) chunks")
 
 
 def percentiles(samples_ms: list[float]) -> dict[str, float]:

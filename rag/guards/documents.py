@@ -52,16 +52,26 @@ def default_detector() -> InjectionDetector:
     return InjectionDetector.default()
 
 
-def rescan(db: Database, batch: int = 500, progress: Callable[[int, int], None] | None = None) -> dict[str, object]:
+def rescan(
+    db: Database,
+    batch: int = 500,
+    progress: Callable[[int, int], None] | None = None,
+    products: Sequence[str] | None = None,
+) -> dict[str, object]:
     """Take the current detector's verdict of every chunk that lacks one (older rows, a new detector).
 
-    Batches commit on their own: an interrupted run keeps what it did, and the next one goes on."""
+    Batches commit on their own: an interrupted run keeps what it did, and the next one goes on.
+    `products` (names) limits it to those products' chunks."""
     from sqlalchemy import text
 
     detector, fingerprint = default_detector(), detector_fingerprint()
     stale = "guard_detector IS DISTINCT FROM :f"
+    params: dict[str, object] = {"f": fingerprint}
+    if products is not None:
+        stale += " AND product_id IN (SELECT id FROM knowledge_products WHERE name = ANY(:products))"
+        params["products"] = list(products)
     with db.engine.connect() as conn:
-        total = int(conn.execute(text(f"SELECT count(*) FROM chunks WHERE {stale}"), {"f": fingerprint}).scalar_one())
+        total = int(conn.execute(text(f"SELECT count(*) FROM chunks WHERE {stale}"), params).scalar_one())
     done = flagged = 0
     while True:
         with db.transaction() as conn:
@@ -69,7 +79,7 @@ def rescan(db: Database, batch: int = 500, progress: Callable[[int, int], None] 
                 text(
                     f"SELECT id, text, embedding FROM chunks WHERE {stale} ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED"
                 ),
-                {"f": fingerprint, "n": batch},
+                {**params, "n": batch},
             ).all()
             if not rows:
                 break
