@@ -17,8 +17,8 @@ def test_bench_serve_reports_throughput_latency_and_a_baseline(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedder: Any
 ) -> None:
     from evals.benchmarks.serve import build_corpus
-    from rag.guards.documents import detector_fingerprint
     from rag.database import open_database, stop_embedded
+    from rag.guards.documents import detector_fingerprint
     from rag.settings import Settings
 
     monkeypatch.setenv("MESHPILOT_HOME", str(tmp_path / "home"))
