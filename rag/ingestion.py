@@ -243,7 +243,12 @@ def sync_documents(
 
         if embedder is None and pool is None and todo:
             if sum(item.size for item in todo) >= POOL_MIN_BYTES and settings.workers > 1:
-                own_pool = pool = EncoderPool(settings.workers, settings.embedding_batch_size)
+                own_pool = pool = EncoderPool(
+                    settings.workers,
+                    settings.embedding_batch_size,
+                    runtime=settings.embedding_runtime,
+                    models_dir=settings.models_dir,
+                )
             else:
                 embedder = get_embedder(settings)
 

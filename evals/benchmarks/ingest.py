@@ -76,7 +76,9 @@ def run(
         build_corpus(workdir, copies)
         texts = corpus_texts(workdir, settings)
         by_length = sorted(texts, key=len)
-        with EncoderPool(workers, settings.embedding_batch_size) as pool:
+        with EncoderPool(
+            workers, settings.embedding_batch_size, runtime=settings.embedding_runtime, models_dir=settings.models_dir
+        ) as pool:
             pool.warm_up()
             t = time.perf_counter()
             pool.embed(by_length)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from sqlalchemy import text
@@ -186,8 +186,9 @@ def test_windows_map_vectors_back_to_their_chunks() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("runtime", ["onnx", "torch"])
 def test_encoder_processes_store_the_same_vectors_as_in_process(
-    tmp_path: Path, db: Any, settings: Settings, embedder: Any
+    tmp_path: Path, db: Any, settings: Settings, embedder: Any, runtime: Literal["onnx", "torch"]
 ) -> None:
     import numpy as np
 
@@ -197,9 +198,11 @@ def test_encoder_processes_store_the_same_vectors_as_in_process(
     src = sample_knowledge_dir() / "platform-runbooks"
     # Restricted to a group no other test uses: public copies of the runbooks would tie with the
     # originals in every other test's retrieval.
-    with EncoderPool(2, batch_size=8) as pool:
-        pooled = ingest_directory(db, settings, ProductSpec("pool-a", groups=["pool-test"]), src, pool=pool)
-    inline = ingest_directory(db, settings, ProductSpec("pool-b", groups=["pool-test"]), src, embedder=embedder)
+    # Workers under either runtime, against the process's embedder (ONNX Runtime by default).
+    pooled_name, inline_name = f"pool-a-{runtime}", f"pool-b-{runtime}"
+    with EncoderPool(2, batch_size=8, runtime=runtime, models_dir=settings.models_dir) as pool:
+        pooled = ingest_directory(db, settings, ProductSpec(pooled_name, groups=["pool-test"]), src, pool=pool)
+    inline = ingest_directory(db, settings, ProductSpec(inline_name, groups=["pool-test"]), src, embedder=embedder)
     assert pooled.chunks == inline.chunks > 20
 
     def vectors(product: str) -> Any:
@@ -213,4 +216,4 @@ def test_encoder_processes_store_the_same_vectors_as_in_process(
             ).scalars()
             return np.stack([r.to_numpy() for r in rows])
 
-    assert np.allclose(vectors("pool-a"), vectors("pool-b"), atol=1e-4)
+    assert np.allclose(vectors(pooled_name), vectors(inline_name), atol=1e-4)
