@@ -239,10 +239,6 @@ class HybridRetriever:
             "k": top_k or self.settings.top_k,
         }
         with self.db.engine.connect() as conn:
-            # psycopg prepares a statement on its fifth run on a connection; a generic plan then skips the
-            # planner (~1 ms of PostgreSQL's CPU a question, 15 %). Same results, every mode (checked on
-            # the golden questions over the 50,000-chunk serving corpus).
-            conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
             rows = conn.execute(self._sql[mode], params).all()
         passages = [
             RetrievedPassage(
