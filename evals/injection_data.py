@@ -218,16 +218,27 @@ def _passages(text: str, words: int) -> list[str]:
     return out
 
 
+def readme_packages(path: Path | None = None) -> frozenset[str]:
+    """The distributions whose READMEs are training data (evals/training/readme_packages.yaml)."""
+    file = path or Path(str(resources.files("evals").joinpath("training/readme_packages.yaml")))
+    return frozenset(str(name) for name in yaml.safe_load(file.read_text(encoding="utf-8"))["packages"])
+
+
 def dependency_readmes(per_package: int = 4, words_per_passage: int = 160) -> list[Example]:
     """The READMEs of the installed Python dependencies: technical documentation full of instructions
     to human readers ("use the following code", "run this command"), the content a knowledge base
-    holds. Passages that quote an attack (the heuristics fire) are left out: their label is moot."""
+    holds. Passages that quote an attack (the heuristics fire) are left out: their label is moot.
+
+    Only the listed distributions: a new dependency would otherwise change the data, and with it
+    the held-out split the stored figures were measured on. Their pinned versions fix the texts."""
     from importlib import metadata
 
-    examples, seen = [], {"meshpilot"}  # not our own README: it is not a dependency, and it discusses attacks
+    wanted = readme_packages()  # never our own README: it is not a dependency, and it discusses attacks
+    examples: list[Example] = []
+    seen: set[str] = set()
     for dist in sorted(metadata.distributions(), key=lambda d: str(d.metadata["Name"]).lower()):
         name = str(dist.metadata["Name"]).lower()
-        if name in seen:
+        if name in seen or name not in wanted:
             continue  # the same distribution found twice on the path (an egg-info in the working folder)
         seen.add(name)
         body = dist.metadata.get_payload() or dist.metadata.get("Description") or ""  # type: ignore[attr-defined]
