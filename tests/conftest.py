@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import ipaddress
 import os
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 for _var in [v for v in os.environ if v.startswith("MESHPILOT_")]:
     del os.environ[_var]  # tests state their settings explicitly
+# One ONNX export of MiniLM for the whole session, the servers and CLIs it starts included: each fresh
+# MESHPILOT_HOME would otherwise export its own (~6 s each).
+_MODELS = tempfile.mkdtemp(prefix="meshpilot-test-models-")
+os.environ["MESHPILOT_MODEL_CACHE_DIR"] = _MODELS
+atexit.register(shutil.rmtree, _MODELS, ignore_errors=True)
 
 _real_connect = socket.socket.connect
 
