@@ -47,8 +47,10 @@ class Settings(BaseSettings):
     chunk_size: int = Field(200, ge=32, le=2048)
     chunk_overlap: int = Field(20, ge=0, le=512)
 
-    db_pool_size: int = Field(20, ge=1, le=500, description="Connections each process keeps open.")
-    db_pool_overflow: int = Field(20, ge=0, le=500, description="Extra connections under bursts, closed after.")
+    db_pool_size: int = Field(
+        40, ge=1, le=500, description="Connections each process keeps open: the API's threadpool size (40)."
+    )
+    db_pool_overflow: int = Field(10, ge=0, le=500, description="Extra connections under bursts, closed after.")
 
     # Retrieval. dense_weight 0.5 was chosen on SciFact's train qrels (docs/benchmarks.md).
     candidates: int = Field(100, ge=10, le=1000)
