@@ -151,10 +151,19 @@ def _pdf(file: SourceFile, data: bytes) -> SourceDocument:
     return SourceDocument(file.source, meta_title.strip() or _stem_title(file.source), file.media_type, text, False)
 
 
+# libyaml's parser with the safe constructors: the same objects as yaml.safe_load, ~10x faster (the
+# pure-Python parser was a third of ingestion's own CPU on contract-heavy folders).
+_YAML_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _load_yaml(raw: str) -> object:
+    return yaml.load(raw, Loader=_YAML_LOADER)  # noqa: S506 - CSafeLoader or SafeLoader, both safe
+
+
 def _structured(file: SourceFile, data: bytes) -> SourceDocument:
     raw = _decode(data)
     try:
-        parsed = json.loads(raw) if file.media_type == "application/json" else yaml.safe_load(raw)
+        parsed = json.loads(raw) if file.media_type == "application/json" else _load_yaml(raw)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         kind = "JSON" if file.media_type == "application/json" else "YAML"
         raise UnreadableDocument(f"invalid {kind}: {str(exc).splitlines()[0]}") from exc
