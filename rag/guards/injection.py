@@ -359,6 +359,8 @@ def heuristic_categories(text: str, kind: Kind = "question") -> list[str]:
     readings = views(text)
     found: list[str] = []
     for i, reading in enumerate(readings):
+        if i == 1 and reading == readings[0]:
+            continue  # no look-alike letters: the second reading is the first (most texts; half the scans)
         for category, patterns in (_COMPILED_DOCUMENT if kind == "document" else _COMPILED).items():
             if any(p.search(reading) for p in patterns):
                 found.append(category if i <= 1 else "encoded_payload")  # 0, 1: the text itself
