@@ -21,6 +21,9 @@ def ingest_cmd(
     workers: Annotated[
         int | None, typer.Option(min=1, max=64, help="Encoder processes (default: one per core).")
     ] = None,
+    rounds: Annotated[
+        int, typer.Option(min=1, max=20, help="Pipeline runs, each between two raw-encoder runs; the median counts.")
+    ] = 3,
     json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")] = False,
 ) -> None:
     """Whole ingestion pipeline vs the raw encoder on the same chunks, in one run; prints both and their ratio.
@@ -36,7 +39,7 @@ def ingest_cmd(
     own = settings.database_url is None
     db = open_database(settings.model_copy(update={"home": settings.home / "bench-ingest"})) if own else database(ctx)
     try:
-        result = run(db, settings, copies=copies, workers=workers, fresh_index=own)
+        result = run(db, settings, copies=copies, workers=workers, fresh_index=own, rounds=rounds)
     finally:
         db.close()
     if json_out:
