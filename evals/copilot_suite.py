@@ -60,15 +60,16 @@ def run_copilot_suite(root: Path, chat_model: ChatModel | None = None) -> dict[s
                 }
             )
     valid = sum(c["valid"] for c in cases)
+    validity = round(valid / len(cases), 4) if cases else None
+    revisions_max = max((c["revisions"] for c in cases), default=0)
     return {
         "suite": "copilot",
         "datasets": len(cases),
-        "validity_rate": round(valid / len(cases), 4) if cases else None,
+        "validity_rate": validity,
         "failed_checks_by_kind": dict(failed_kinds),
-        "revisions": {
-            "total": sum(c["revisions"] for c in cases),
-            "max": max((c["revisions"] for c in cases), default=0),
-        },
+        "revisions": {"total": sum(c["revisions"] for c in cases), "max": revisions_max},
+        # What the reports chart and JUnit list: every draft valid (the loop's revisions are reported, not gated).
+        "gates": {"validity_rate": {"value": validity, "bound": 1.0, "passed": bool(cases) and valid == len(cases)}},
         "passed": bool(cases) and valid == len(cases),
         "cases": cases,
     }

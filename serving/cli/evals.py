@@ -209,6 +209,9 @@ def all_cmd(
     report_dir: ReportDirOpt = Path("reports"),
     beir: Annotated[Path | None, typer.Option("--beir", help="Also run the BEIR retrieval benchmark.")] = None,
     limit_queries: Annotated[int | None, typer.Option(min=1, help="BEIR: only the first N test queries.")] = None,
+    copilot_datasets: Annotated[
+        Path, typer.Option(help="The copilot suite's <case>/data.* datasets (skipped when the folder is absent).")
+    ] = Path("tests/fixtures/drafts"),
     json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")] = False,
 ) -> None:
     """Every offline suite, one combined report (JSON + Markdown) under --report-dir; exit 1 if any fails.
@@ -244,6 +247,13 @@ def all_cmd(
                 c: {"attacks": v["attacks"], "successes": v["successes"]} for c, v in redteam["categories"].items()
             }
         }
+        if copilot_datasets.is_dir():
+            from evals.copilot_suite import run_copilot_suite
+            from rag.chat_models import chat_model_from_settings
+
+            copilot = run_copilot_suite(copilot_datasets, chat_model_from_settings(settings))
+            _write_copilot_reports(report_dir, copilot)
+            suites["copilot"] = {k: v for k, v in copilot.items() if k != "cases"}
         if beir is not None:
             retrieval = run_retrieval(db, settings, embedder, load_beir(beir), limit_queries=limit_queries)
             write_json(report_dir / "retrieval.json", retrieval)
@@ -258,6 +268,11 @@ def all_cmd(
     lines += [f"- redteam: {red['successes']} of {red['attacks']} attacks succeeded — see [redteam.md](redteam.md)"]
     cal = suites["calibration"]
     lines += [f"- calibration: accuracy {cal['current_accuracy']} at {cal['current']} (best {cal['best_accuracy']})"]
+    if "copilot" in suites:
+        cop = suites["copilot"]
+        lines += [f"- copilot: {cop['datasets']} drafts, validity {cop['validity_rate']}; see [copilot.md](copilot.md)"]
+    else:
+        lines += [f"- copilot: skipped (no datasets at {copilot_datasets})"]
     if "retrieval" in suites:
         for mode, m in suites["retrieval"]["modes"].items():
             lines.append(f"- retrieval {mode}: nDCG@10 {m['ndcg@10']}, recall@100 {m['recall@100']}")
@@ -316,6 +331,18 @@ def prompts_cmd(
         raise typer.Exit(1)
 
 
+def _write_copilot_reports(report_dir: Path, result: dict[str, Any]) -> None:
+    from evals.reports import write_suite
+
+    notes = ["## Drafts", ""]
+    notes += [
+        f"- {c['dataset']}/{c['file']}: {'valid' if c['valid'] else '**invalid**'}, {c['checks']} checks,"
+        f" {c['revisions']} revisions"
+        for c in result["cases"]
+    ]
+    write_suite(report_dir, "copilot", "meshpilot eval copilot", result, notes)
+
+
 @app.command("copilot")
 def copilot_cmd(
     ctx: typer.Context,
@@ -330,7 +357,6 @@ def copilot_cmd(
     Example: meshpilot eval copilot --datasets tests/fixtures/drafts --json
     """
     from evals.copilot_suite import run_copilot_suite
-    from evals.reports import write_json
     from rag.chat_models import chat_model_from_settings
 
     if not datasets.is_dir():
@@ -338,7 +364,7 @@ def copilot_cmd(
     result = run_copilot_suite(datasets, chat_model_from_settings(settings_from(ctx)))
     if not result["datasets"]:
         raise UsageError(f"no <case>/data.* datasets under {datasets}")
-    write_json(report_dir / "copilot.json", result)
+    _write_copilot_reports(report_dir, result)
     if json_out:
         print_json(result)
     else:

@@ -107,10 +107,12 @@ def test_eval_all_writes_a_combined_report(cli_env: Path, tmp_path: Path, sample
     code, out, err = run_cli("eval", "all", "--report-dir", str(tmp_path), "--json")
     assert code == 0, err
     combined = json.loads(out)
-    assert combined["passed"] and {"rag", "calibration"} <= combined["suites"].keys()
+    assert combined["passed"] and {"rag", "calibration", "redteam", "copilot"} <= combined["suites"].keys()
+    assert combined["suites"]["copilot"]["validity_rate"] == 1.0
     assert json.loads((tmp_path / "all.json").read_text()) == combined
     assert "# meshpilot eval all" in (tmp_path / "all.md").read_text()
     assert (tmp_path / "rag.junit.xml").exists() and (tmp_path / "rag.png").exists()
+    assert (tmp_path / "copilot.junit.xml").exists() and (tmp_path / "copilot.md").exists()
 
 
 def test_eval_copilot_drafts_every_fixture_dataset(cli_env: Path, tmp_path: Path) -> None:
@@ -120,4 +122,6 @@ def test_eval_copilot_drafts_every_fixture_dataset(cli_env: Path, tmp_path: Path
     result = json.loads(out)
     assert result["datasets"] == 4 and result["validity_rate"] == 1.0
     assert {"failed_checks_by_kind", "revisions", "cases"} <= result.keys()
-    assert (tmp_path / "copilot.json").exists()
+    for name in ("copilot.json", "copilot.junit.xml", "copilot.md", "copilot.png"):
+        assert (tmp_path / name).exists(), name
+    assert "validity_rate" in (tmp_path / "copilot.md").read_text(encoding="utf-8")
