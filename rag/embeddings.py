@@ -242,10 +242,11 @@ class MiniLMOnnxEmbedder:
 
 
 def local_embedder(
-    runtime: EmbeddingRuntime, models_dir: Path, batch_size: int = 32, threads: int = 1
+    runtime: EmbeddingRuntime, models_dir: Path | None, batch_size: int = 32, threads: int = 1
 ) -> MiniLMEmbedder | MiniLMOnnxEmbedder:
-    """The bundled MiniLM under `runtime`; ONNX falls back to torch (same vectors) if it cannot load."""
-    if runtime == "onnx":
+    """The bundled MiniLM under `runtime` (ONNX needs `models_dir`, where its graph is cached); ONNX falls
+    back to torch (same vectors) if it cannot load."""
+    if runtime == "onnx" and models_dir is not None:
         try:
             return MiniLMOnnxEmbedder(models_dir, batch_size=batch_size, threads=threads)
         except Exception as exc:  # any failure of the fast path leaves the reference path, never no model

@@ -23,10 +23,7 @@ _worker_model: MiniLMEmbedder | MiniLMOnnxEmbedder | None = None
 
 def _init_worker(batch_size: int, runtime: EmbeddingRuntime, models_dir: Path | None) -> None:
     global _worker_model
-    if runtime == "onnx" and models_dir is not None:
-        _worker_model = local_embedder(runtime, models_dir, batch_size=batch_size, threads=1)
-    else:
-        _worker_model = MiniLMEmbedder(batch_size=batch_size, threads=1)
+    _worker_model = local_embedder(runtime, models_dir, batch_size=batch_size, threads=1)
 
 
 def _encode(texts: Sequence[str]) -> Vectors:
