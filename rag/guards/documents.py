@@ -43,7 +43,7 @@ def chunk_flags(
 ) -> list[list[str]]:
     """What each chunk carries: [] when nothing, else the detector's categories (its document patterns,
     then its document head on the chunk's embedding when there is one)."""
-    verdicts = [detector.check_document(t, None if vectors is None else vectors[i]) for i, t in enumerate(texts)]
+    verdicts = detector.check_chunks(texts, vectors)
     return [v.categories if v.flagged else [] for v in verdicts]
 
 
