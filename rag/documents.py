@@ -154,6 +154,10 @@ def _pdf(file: SourceFile, data: bytes) -> SourceDocument:
 # libyaml's parser with the safe constructors: the same objects as yaml.safe_load, ~10x faster (the
 # pure-Python parser was a third of ingestion's own CPU on contract-heavy folders).
 _YAML_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# And its emitter for JSON rendered as YAML: 2.4 ms instead of 13 ms for the sample's 10 kB contract,
+# the same text there; it folds long quoted strings without the Python emitter's "\ " escapes
+# (both the same YAML).
+_YAML_DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def _load_yaml(raw: str) -> object:
@@ -173,7 +177,11 @@ def _structured(file: SourceFile, data: bytes) -> SourceDocument:
         if isinstance(named, str) and named.strip():
             title = named.strip()
     # YAML reads well as it is; JSON is re-rendered as YAML so keys and values chunk like prose.
-    text = raw if file.media_type == "application/yaml" else yaml.safe_dump(parsed, sort_keys=False, allow_unicode=True)
+    text = (
+        raw
+        if file.media_type == "application/yaml"
+        else yaml.dump(parsed, Dumper=_YAML_DUMPER, sort_keys=False, allow_unicode=True)
+    )
     return SourceDocument(file.source, title, file.media_type, text, False)
 
 
