@@ -96,17 +96,36 @@ class _Window:
     futures: list[Future[Vectors]]
 
     @classmethod
-    def submit(cls, docs: list[_Pending], encode: Callable[[list[str]], Future[Vectors]], batch_size: int) -> _Window:
+    def submit(
+        cls,
+        docs: list[_Pending],
+        encode: Callable[[list[str]], Future[Vectors]],
+        batch_size: int,
+        workers: int = 1,
+    ) -> _Window:
         rows = sorted(
             ((d, c, text) for d, item in enumerate(docs) for c, text in enumerate(item.texts)),
             key=lambda row: len(row[2]),
         )
+        # Equal batches, as many as a multiple of the workers: a window of 40 goes out as 20 + 20, not
+        # 32 + 8, so at the end of a run no worker idles while another finishes a full batch.
+        count = min(len(rows), workers * -(-len(rows) // (batch_size * workers)))
+        size, longer = divmod(len(rows), max(count, 1))
         batches, futures = [], []
-        for start in range(0, len(rows), batch_size):
-            part = rows[start : start + batch_size]
+        start = 0
+        for i in range(count):
+            part = rows[start : start + size + (i < longer)]
+            start += len(part)
             batches.append([(d, c) for d, c, _ in part])
             futures.append(encode([text for _, _, text in part]))
         return cls(docs, batches, futures)
+
+    @property
+    def rows(self) -> int:
+        return sum(len(batch) for batch in self.batches)
+
+    def done(self) -> bool:
+        return all(future.done() for future in self.futures)
 
     def vectors(self, dim: int) -> list[Vectors]:
         out = [np.zeros((len(item.texts), dim), dtype=np.float32) for item in self.docs]
@@ -261,8 +280,10 @@ def sync_documents(
             return _done(model.embed(texts))
 
         batch_size = pool.batch_size if pool is not None else settings.embedding_batch_size
+        workers = pool.workers if pool is not None else 1
         outstanding: deque[_Window] = deque()
         waiting: list[_Pending] = []
+        submitted = 0
         done = 0
 
         def tick(source: str) -> None:
@@ -299,14 +320,24 @@ def sync_documents(
                     report.documents_updated += 1
                 tick(item.source)
 
-        def submit() -> None:
-            outstanding.append(_Window.submit(waiting[:], encode, batch_size))
-            waiting.clear()
-            # Two windows in flight: the workers encode one while this process prepares the next.
-            while len(outstanding) > 2:
+        def write_ready(in_flight: int) -> None:
+            """Write the encoded windows, oldest first; wait for the oldest while more than `in_flight`
+            chunks are out (two full windows: the workers encode one while this process prepares the
+            next, and memory stays bounded)."""
+            while outstanding and (outstanding[0].done() or sum(w.rows for w in outstanding) > in_flight):
                 write(outstanding.popleft())
 
+        def submit() -> None:
+            nonlocal submitted
+            submitted += 1
+            outstanding.append(_Window.submit(waiting[:], encode, batch_size, workers))
+            waiting.clear()
+            write_ready(2 * WINDOW_BATCHES * batch_size)
+
+        bytes_left = sum(item.size for item in todo)
+        bytes_seen = chunks_seen = 0
         for item in todo:
+            bytes_left -= item.size
             try:
                 doc, digest, size = item.load()
             except UnreadableDocument as exc:
@@ -318,13 +349,22 @@ def sync_documents(
             waiting.append(
                 _Pending(item.source, item.media_type, doc, digest, size, chunks, texts, item.source not in stored)
             )
-            window = WINDOW_BATCHES if len(outstanding) >= 2 else FIRST_WINDOW_BATCHES
-            if sum(len(p.texts) for p in waiting) >= window * batch_size:
+            bytes_seen += item.size
+            chunks_seen += len(texts)
+            pending = sum(len(p.texts) for p in waiting)
+            window = (WINDOW_BATCHES if submitted >= 2 else FIRST_WINDOW_BATCHES) * batch_size
+            # Near the end windows shrink to half of what is left, down to two batches: the last window
+            # is written only after it is encoded, while the encoders idle, so the smaller it is the
+            # shorter that tail (smaller windows sort fewer texts together: a little more padding).
+            coming = bytes_left * chunks_seen / max(bytes_seen, 1)
+            window = min(window, max(2 * batch_size, int((pending + coming) / 2)))
+            if pending >= window:
                 submit()
+            else:
+                write_ready(2 * WINDOW_BATCHES * batch_size)
         if waiting:
             submit()
-        while outstanding:
-            write(outstanding.popleft())
+        write_ready(0)
 
         for source in sorted(set(stored) - present):
             with db.transaction() as conn:

@@ -184,6 +184,12 @@ def test_windows_map_vectors_back_to_their_chunks() -> None:
         assert [int(v[0]) for v in vectors] == [len(t) for t in item.texts]
         assert [int(v[1]) for v in vectors] == [hash(t) % 1000 for t in item.texts]
 
+    # Two workers: equal batches, as many as a multiple of the workers (no worker left with a stub).
+    rows = [_Pending("", "", None, "", 0, [], [f"t{i}" for i in range(40)], True)]  # type: ignore[arg-type]
+    assert [len(b) for b in _Window.submit(rows, fake_encode, batch_size=32, workers=2).batches] == [20, 20]
+    assert [len(b) for b in _Window.submit(rows, fake_encode, batch_size=8, workers=2).batches] == [7, 7, 7, 7, 6, 6]
+    assert _Window.submit([], fake_encode, batch_size=8, workers=2).batches == []
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("runtime", ["onnx", "torch"])
