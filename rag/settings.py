@@ -51,6 +51,14 @@ class Settings(BaseSettings):
         40, ge=1, le=500, description="Connections each process keeps open: the API's threadpool size (40)."
     )
     db_pool_overflow: int = Field(10, ge=0, le=500, description="Extra connections under bursts, closed after.")
+    # 3 per core: measured on 2 cores with 32 clients (docs/benchmarks.md), 6 kept the throughput of no
+    # limit and cut p95 by a fifth; 4 cost throughput.
+    ask_concurrency: int = Field(
+        default_factory=lambda: 3 * (os.cpu_count() or 1),
+        ge=1,
+        le=500,
+        description="Questions one API process answers at once; the others wait their turn in arrival order.",
+    )
 
     # Retrieval. dense_weight 0.5 was chosen on SciFact's train qrels (docs/benchmarks.md).
     candidates: int = Field(100, ge=10, le=1000)

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from rag.answers import GroundedAnswer
 from serving.api import sse
-from serving.api.deps import MetricsDep, PrincipalDep, ServiceDep
+from serving.api.deps import MetricsDep, PrincipalDep, StateDep
 from serving.api.errors import error_responses
 from serving.api.schemas import AskRequest, AskResponse
 
@@ -36,13 +36,14 @@ STREAM_DOC = (
 async def ask(
     body: AskRequest,
     principal: PrincipalDep,
-    service: ServiceDep,
+    state: StateDep,
     metrics: MetricsDep,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> AskResponse | StreamingResponse:
-    result = await run_in_threadpool(
-        service.ask, body.question, groups=principal.groups, product=body.product, domain=body.domain
-    )
+    async with state.ask_slots:
+        result = await run_in_threadpool(
+            state.service.ask, body.question, groups=principal.groups, product=body.product, domain=body.domain
+        )
     metrics.answers.labels(str(result.grounded).lower()).inc()
     response = AskResponse.of(result)
     if body.stream or sse.wants_stream(accept):

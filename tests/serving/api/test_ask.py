@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 
@@ -66,3 +67,49 @@ def test_product_filter(client: httpx.Client, keys: Keys) -> None:
     )
     assert r.status_code == 200
     assert {c["product"] for c in r.json()["citations"]} <= {"sales-analytics"}
+
+
+def test_questions_beyond_the_concurrency_limit_wait_their_turn(
+    api_settings: Any, db: Any, embedder: Any, samples: Any, keys: Keys
+) -> None:
+    """MESHPILOT_ASK_CONCURRENCY: at most that many answers are computed at once; the rest queue and
+    are all answered."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from serving.api.app import create_app
+    from tests.serving.api.conftest import LiveServer
+
+    app = create_app(api_settings.model_copy(update={"ask_concurrency": 2}), db=db, embedder=embedder)
+    server = LiveServer(app)
+    try:
+        service = app.state.api.service
+        real_ask, lock = service.ask, threading.Lock()
+        running, most = 0, 0
+
+        def counted_ask(*args: Any, **kwargs: Any) -> Any:
+            nonlocal running, most
+            with lock:
+                running += 1
+                most = max(most, running)
+            try:
+                return real_ask(*args, **kwargs)
+            finally:
+                with lock:
+                    running -= 1
+
+        object.__setattr__(service, "ask", counted_ask)
+
+        def ask(_: int) -> httpx.Response:
+            with httpx.Client(base_url=server.url, timeout=60) as http:
+                return http.post(
+                    "/v1/ask", json={"question": "Who approves a schema change?"}, headers=bearer(keys.sales)
+                )
+
+        with ThreadPoolExecutor(8) as pool:
+            responses = list(pool.map(ask, range(8)))
+        assert [r.status_code for r in responses] == [200] * 8
+        assert len({r.json()["answer"] for r in responses}) == 1
+        assert most == 2  # eight in flight, two answered at a time
+    finally:
+        server.close()
