@@ -22,7 +22,7 @@ from rag.database import Database
 from rag.documents import parse, read_bytes, scan
 from rag.embeddings import embedding_text
 from rag.encoder_pool import EncoderPool
-from rag.ingestion import ingest_directory
+from rag.ingestion import IngestReport, ingest_directory
 from rag.products import ProductSpec, delete_product
 from rag.samples import sample_knowledge_dir
 from rag.settings import Settings
@@ -61,6 +61,25 @@ def corpus_texts(directory: Path, settings: Settings) -> list[str]:
     return texts
 
 
+def _pipeline_seconds(
+    db: Database, settings: Settings, workdir: Path, pool: EncoderPool, fresh_index: bool
+) -> tuple[float, IngestReport]:
+    with db.transaction() as conn:
+        delete_product(conn, PRODUCT)
+        if fresh_index:
+            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {vector_index_name(EncoderPool.dimension)}")
+    # The last round's rows are gone now, not during this one: otherwise autovacuum cleans them up
+    # while the pipeline is timed, and a round's figure depends on when it woke up.
+    with db.engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+            "VACUUM (ANALYZE) chunks, chunk_terms, documents, product_terms"
+        )
+    spec = ProductSpec(PRODUCT, classification="internal")
+    started = time.perf_counter()
+    report = ingest_directory(db, settings, spec, workdir, pool=pool)
+    return time.perf_counter() - started, report
+
+
 def run(
     db: Database,
     settings: Settings,
@@ -97,20 +116,7 @@ def run(
 
             before = raw_seconds()
             for _ in range(rounds):
-                with db.transaction() as conn:
-                    delete_product(conn, PRODUCT)
-                    if fresh_index:
-                        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {vector_index_name(EncoderPool.dimension)}")
-                # The last round's rows are gone now, not during this one: otherwise autovacuum cleans them
-                # up while the pipeline is timed, and a round's figure depends on when it woke up.
-                with db.engine.connect() as conn:
-                    conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
-                        "VACUUM (ANALYZE) chunks, chunk_terms, documents, product_terms"
-                    )
-                spec = ProductSpec(PRODUCT, classification="internal")
-                t = time.perf_counter()
-                report = ingest_directory(db, settings, spec, workdir, pool=pool)
-                pipeline = time.perf_counter() - t
+                pipeline, report = _pipeline_seconds(db, settings, workdir, pool, fresh_index)
                 with db.engine.connect() as conn:
                     stored = conn.execute(
                         text(
