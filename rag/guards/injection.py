@@ -231,9 +231,7 @@ class InjectionModel:
         v = np.asarray(vectors, dtype=np.float32)
         n = len(v)
         others = (v.sum(axis=0, keepdims=True) - v) / max(n - 1, 1) if n > 1 else v.copy()
-        others /= np.linalg.norm(others, axis=1, keepdims=True) + 1e-6
-        cosine = (v * others).sum(axis=1, keepdims=True)
-        return np.concatenate([v, v - others, cosine, self.lexical(pieces)], axis=1)
+        return self._segment_features(pieces, v, others)
 
     def single_segment_features(
         self, texts: Sequence[str], vectors: npt.NDArray[np.float32]
@@ -241,9 +239,14 @@ class InjectionModel:
         """`document_features` of many one-segment documents at once: row i is what it gives for
         ([texts[i]], vectors[i:i+1]), with no other segment to depart from but the text's own direction."""
         v = np.asarray(vectors, dtype=np.float32)
-        others = v / (np.linalg.norm(v, axis=1, keepdims=True) + 1e-6)
+        return self._segment_features(texts, v, v.copy())
+
+    def _segment_features(
+        self, pieces: Sequence[str], v: npt.NDArray[np.float32], others: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
+        others /= np.linalg.norm(others, axis=1, keepdims=True) + 1e-6
         cosine = (v * others).sum(axis=1, keepdims=True)
-        return np.concatenate([v, v - others, cosine, self.lexical(texts)], axis=1)
+        return np.concatenate([v, v - others, cosine, self.lexical(pieces)], axis=1)
 
     def probability(self, vector: npt.NDArray[np.float32], text: str = "") -> float:
         """The question head's probability (the interface of LinearModel, plus the text it reads)."""
@@ -463,17 +466,20 @@ class InjectionDetector:
         if vectors is None or not isinstance(model, InjectionModel):
             return [self.check_document(t, None if vectors is None else vectors[i]) for i, t in enumerate(texts)]
         found = [heuristic_categories(t, "document") for t in texts]
-        verdicts: list[Verdict | None] = [
-            self._heuristic_document(t, c) if c else None for t, c in zip(texts, found, strict=True)
-        ]
-        rest = [i for i, v in enumerate(verdicts) if v is None]
+        rest = [i for i, categories in enumerate(found) if not categories]
+        scores: dict[int, float] = {}
         if rest:
             rows = np.asarray(vectors, dtype=np.float32)[rest]
-            scores = model.document.probabilities(model.single_segment_features([texts[i] for i in rest], rows))
-            for i, score in zip(rest, scores, strict=True):
-                verdict = self._verdict(texts[i], [], float(score), model.document.threshold)
-                verdicts[i] = Verdict(verdict.flagged, verdict.score, verdict.categories, texts[i])
-        return [v for v in verdicts if v is not None]
+            features = model.single_segment_features([texts[i] for i in rest], rows)
+            scores = dict(zip(rest, model.document.probabilities(features).tolist(), strict=True))
+        verdicts = []
+        for i, text in enumerate(texts):
+            if found[i]:
+                verdicts.append(self._heuristic_document(text, found[i]))
+                continue
+            verdict = self._verdict(text, [], scores[i], model.document.threshold)
+            verdicts.append(Verdict(verdict.flagged, verdict.score, verdict.categories, text))
+        return verdicts
 
     def check_documents(self, texts: Sequence[str], embed: Embed) -> list[Verdict]:
         """Documents in a batch, every segment scored; the segments of all texts are embedded in one call."""

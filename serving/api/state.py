@@ -11,6 +11,9 @@ import logging
 import time
 from dataclasses import dataclass
 
+from starlette.concurrency import run_in_threadpool
+
+from rag.answers import GroundedAnswer
 from rag.chat_models import ChatModel, chat_model_from_settings
 from rag.database import Database, open_database
 from rag.embeddings import Embedder, get_embedder
@@ -64,6 +67,11 @@ class ApiState:
         limiter = RateLimiter(settings.api_rate_limit_per_minute)
         slots = asyncio.Semaphore(settings.ask_concurrency)
         return cls(settings, database, model, chat, service, limiter, metrics, owns_db, slots)
+
+    async def ask(self, question: str, *, groups: list[str], product: str | None, domain: str | None) -> GroundedAnswer:
+        """`service.ask` in the threadpool once one of the `ask_slots` is free."""
+        async with self.ask_slots:
+            return await run_in_threadpool(self.service.ask, question, groups=groups, product=product, domain=domain)
 
     def close(self) -> None:
         if self.owns_db:

@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from rag.answers import GroundedAnswer
 from serving.api import sse
@@ -40,10 +39,7 @@ async def ask(
     metrics: MetricsDep,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> AskResponse | StreamingResponse:
-    async with state.ask_slots:
-        result = await run_in_threadpool(
-            state.service.ask, body.question, groups=principal.groups, product=body.product, domain=body.domain
-        )
+    result = await state.ask(body.question, groups=principal.groups, product=body.product, domain=body.domain)
     metrics.answers.labels(str(result.grounded).lower()).inc()
     response = AskResponse.of(result)
     if body.stream or sse.wants_stream(accept):

@@ -67,10 +67,7 @@ async def chat_completions(
     elif body.thread is not None:
         raise ApiError(400, "bad_request", f"`thread` is a field of model {COPILOT_MODEL}, not of {body.model}")
     else:
-        async with state.ask_slots:
-            result = await run_in_threadpool(
-                state.service.ask, question, groups=principal.groups, product=body.product, domain=body.domain
-            )
+        result = await state.ask(question, groups=principal.groups, product=body.product, domain=body.domain)
         reply, answered = Reply.of(result), True
     if answered:
         metrics.answers.labels(str(reply.grounded).lower()).inc()
