@@ -16,6 +16,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from rag.blas import use_one_blas_thread
 from rag.embeddings import EmbeddingRuntime, MiniLMEmbedder, MiniLMOnnxEmbedder, Vectors, local_embedder
 
 _worker_model: MiniLMEmbedder | MiniLMOnnxEmbedder | None = None
@@ -23,6 +24,7 @@ _worker_model: MiniLMEmbedder | MiniLMOnnxEmbedder | None = None
 
 def _init_worker(batch_size: int, runtime: EmbeddingRuntime, models_dir: Path | None) -> None:
     global _worker_model
+    use_one_blas_thread()
     _worker_model = local_embedder(runtime, models_dir, batch_size=batch_size, threads=1)
 
 

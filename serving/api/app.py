@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
+from rag.blas import use_one_blas_thread
 from rag.chat_models import ChatModel
 from rag.database import Database
 from rag.embeddings import Embedder
@@ -41,6 +42,7 @@ def create_app(
 ) -> FastAPI:
     """The API. `db`, `embedder` and `chat_model` default to what `settings` configure; tests pass
     the session's own so that nothing loads twice."""
+    use_one_blas_thread()
     metrics = ApiMetrics()
 
     @asynccontextmanager

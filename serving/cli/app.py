@@ -9,6 +9,7 @@ import sys
 import typer
 from click import ClickException as ParseError  # typer < 0.20 (guardrails-ai's cap) parses with click
 
+from rag.blas import use_one_blas_thread
 from rag.errors import MeshpilotError, UsageError
 from serving.cli import bench, copilot, db, demo, evals, guard, keys, knowledge, serve
 
@@ -58,6 +59,7 @@ app.add_typer(guard.app, name="guard")
 
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    use_one_blas_thread()
     command = typer.main.get_command(app)
     try:
         # Outside standalone mode click returns a typer.Exit's code instead of exiting with it.
