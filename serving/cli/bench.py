@@ -23,7 +23,7 @@ def ingest_cmd(
     ] = None,
     rounds: Annotated[
         int, typer.Option(min=1, max=20, help="Pipeline runs, each between two raw-encoder runs; the median counts.")
-    ] = 3,
+    ] = 5,
     json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")] = False,
 ) -> None:
     """Whole ingestion pipeline vs the raw encoder on the same chunks, in one run; prints both and their ratio.
