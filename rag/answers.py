@@ -16,7 +16,7 @@ import prompts
 from rag.chat_models import ChatModel, Message
 from rag.citations import CITATION, check_sentence
 from rag.retrieval import RetrievedPassage
-from rag.terms import content_terms, split_sentences
+from rag.terms import content_terms, passage_sentences, split_sentences
 
 REFUSAL = "I don't know: the knowledge available to you does not answer this question."
 
@@ -83,7 +83,7 @@ class _Candidate:
     score: float
 
 
-def _weights(question_terms: list[str], sentences: list[list[str]]) -> dict[str, float]:
+def _weights(question_terms: list[str], sentences: list[tuple[str, ...]]) -> dict[str, float]:
     """IDF of each question term over the candidate sentences: rare terms decide, common ones don't."""
     df = Counter(t for terms in sentences for t in set(terms))
     n = max(len(sentences), 1)
@@ -95,13 +95,11 @@ def support_features(question: str, passages: list[RetrievedPassage]) -> tuple[f
     if not passages:
         return 0.0, []
     q_terms = content_terms(question)
-    rows: list[tuple[int, str, list[str]]] = []
-    for i, p in enumerate(passages):
-        header_terms = content_terms(p.header_path)
-        for sentence in split_sentences(p.text):
-            if len(sentence) < 12 or not any(ch.isalpha() for ch in sentence):
-                continue
-            rows.append((i, sentence, content_terms(sentence) + header_terms))
+    rows = [
+        (i, sentence, terms)
+        for i, p in enumerate(passages)
+        for sentence, terms in passage_sentences(p.text, p.header_path)
+    ]
     weights = _weights(q_terms, [r[2] for r in rows])
     total = sum(weights.values()) or 1.0
     candidates = []

@@ -26,6 +26,7 @@ STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 _TOKEN = re.compile(r"[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(`*\[])")
 _MARKUP = re.compile(r"^\s*(?:[-*+]\s+|\d+[.)]\s+|#{1,6}\s+|>\s*)")
+_PARTS = re.compile(r"[._-]")
 
 
 @lru_cache(maxsize=1)
@@ -42,10 +43,26 @@ def content_terms(text: str) -> list[str]:
     """Stemmed, lower-cased words that are not stop words, in order (repeats kept)."""
     out = []
     for token in _TOKEN.findall(text.lower()):
-        for word in re.split(r"[._-]", token) if not token.replace(".", "").isdigit() else [token]:
+        # Most tokens hold no separator: no split for them (the answerer calls this ~35 times a question).
+        joined = "." in token or "_" in token or "-" in token
+        for word in _PARTS.split(token) if joined and not token.replace(".", "").isdigit() else (token,):
             if word and word not in STOPWORDS and (len(word) > 1 or word.isdigit()):
                 out.append(_stem(word))
     return out
+
+
+@lru_cache(maxsize=4096)
+def passage_sentences(text: str, header_path: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The sentences of a passage worth quoting, each with its content terms and its header's.
+
+    Remembered per (text, header): popular passages come back question after question, and a
+    passage's text never changes under its chunk (a changed document gets new chunks)."""
+    header = content_terms(header_path)
+    return tuple(
+        (sentence, (*content_terms(sentence), *header))
+        for sentence in split_sentences(text)
+        if len(sentence) >= 12 and any(ch.isalpha() for ch in sentence)
+    )
 
 
 def split_sentences(text: str) -> list[str]:
