@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from copilot.errors import UsageError
-from copilot.runs import DraftRun
-from copilot.state import Context, InputState
 from serving.cli.common import database, print_json, settings_from, stderr, stdout
+
+if TYPE_CHECKING:  # the graph's imports (guardrails, langgraph, nltk) take seconds: only commands that run it pay
+    from copilot.runs import DraftRun
+    from copilot.state import InputState
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
@@ -98,6 +100,8 @@ def draft(
         DraftRequest(data, name, domain, owner)
         check_out_dir(out.resolve())
         open_source(Path(data))  # bad input fails here, in one line, before any database work
+    from copilot.state import Context
+
     db = database(ctx)
     context = Context(standards=_standards_provider(ctx, db), chat_model=chat_model_from_settings(settings))
     try:
@@ -196,6 +200,7 @@ def chat(
     """
     from copilot import runs
     from copilot.checkpoints import postgres_checkpointer
+    from copilot.state import Context
     from copilot.validation import validate_folder
     from rag.service import RagService
 

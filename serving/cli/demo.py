@@ -13,7 +13,6 @@ from rag.errors import NotFound
 from rag.ingestion import ingest_directory
 from rag.products import spec_from_manifest
 from rag.samples import product_dirs
-from rag.service import RagService
 from serving.api.keys import CreatedKey, create_key, revoke_key
 from serving.cli.common import database, progress_bar, settings_from, stdout
 from serving.cli.knowledge import print_answer, print_report
@@ -58,6 +57,8 @@ def demo(
             with progress_bar(f"ingesting {spec.name}") as update:
                 report = ingest_directory(db, settings, spec, product_dir, embedder=embedder, progress=update)
             print_report(report)
+        from rag.service import RagService
+
         service = RagService.build(settings, db, embedder=embedder)
         for question, groups in DEMO_QUESTIONS:
             stdout.print(f"\n[bold]Q[/] ({'groups: ' + ', '.join(groups) if groups else 'public caller'}): {question}")

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from rag.answers import GroundedAnswer
 from rag.documents import MANIFEST
 from rag.errors import UsageError
 from rag.ingestion import IngestReport, ingest_directory
 from rag.products import CLASSIFICATIONS, ProductSpec, list_products, merge_specs, parse_groups, spec_from_manifest
-from rag.service import RagService
 from serving.cli.common import database, print_json, progress_bar, settings_from, stderr, stdout
+
+if TYPE_CHECKING:
+    from rag.answers import GroundedAnswer
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 GroupsOpt = Annotated[
@@ -131,6 +132,8 @@ def ask(
     settings = settings_from(ctx)
     db = database(ctx)
     try:
+        from rag.service import RagService  # its guards import guardrails-ai: seconds, only when asking
+
         result = RagService.build(settings, db).ask(
             question, groups=parse_groups(groups), product=product, domain=domain
         )
