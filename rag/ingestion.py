@@ -320,6 +320,8 @@ def sync_documents(
                     report.documents_updated += 1
                 tick(item.source)
 
+        max_in_flight = 2 * WINDOW_BATCHES * batch_size
+
         def write_ready(in_flight: int) -> None:
             """Write the encoded windows, oldest first; wait for the oldest while more than `in_flight`
             chunks are out (two full windows: the workers encode one while this process prepares the
@@ -332,7 +334,7 @@ def sync_documents(
             submitted += 1
             outstanding.append(_Window.submit(waiting[:], encode, batch_size, workers))
             waiting.clear()
-            write_ready(2 * WINDOW_BATCHES * batch_size)
+            write_ready(max_in_flight)
 
         bytes_left = sum(item.size for item in todo)
         bytes_seen = chunks_seen = 0
@@ -361,7 +363,7 @@ def sync_documents(
             if pending >= window:
                 submit()
             else:
-                write_ready(2 * WINDOW_BATCHES * batch_size)
+                write_ready(max_in_flight)
         if waiting:
             submit()
         write_ready(0)

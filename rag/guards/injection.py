@@ -477,8 +477,7 @@ class InjectionDetector:
             if found[i]:
                 verdicts.append(self._heuristic_document(text, found[i]))
                 continue
-            verdict = self._verdict(text, [], scores[i], model.document.threshold)
-            verdicts.append(Verdict(verdict.flagged, verdict.score, verdict.categories, text))
+            verdicts.append(self._scored(text, scores[i], model.document.threshold))
         return verdicts
 
     def check_documents(self, texts: Sequence[str], embed: Embed) -> list[Verdict]:
@@ -530,8 +529,13 @@ class InjectionDetector:
     def _scored_document(self, model: InjectionModel, pieces: list[str], vectors: npt.NDArray[np.float32]) -> Verdict:
         scores = model.document.probabilities(model.document_features(pieces, vectors))
         top = int(np.argmax(scores))
-        verdict = self._verdict(pieces[top], [], float(scores[top]), model.document.threshold)
-        return Verdict(verdict.flagged, verdict.score, verdict.categories, pieces[top])
+        return self._scored(pieces[top], float(scores[top]), model.document.threshold)
+
+    @classmethod
+    def _scored(cls, segment: str, score: float, threshold: float) -> Verdict:
+        """A document's classifier verdict, naming the segment it was taken on."""
+        verdict = cls._verdict(segment, [], score, threshold)
+        return Verdict(verdict.flagged, verdict.score, verdict.categories, segment)
 
     @staticmethod
     def _verdict(text: str, categories: list[str], score: float, threshold: float) -> Verdict:

@@ -38,5 +38,6 @@ def test_numpy_runs_on_one_blas_thread_after_the_limit() -> None:
 
 def test_an_operators_own_thread_count_wins() -> None:
     result = _probe(OPENBLAS_NUM_THREADS="2")
-    assert result["after"] == result["before"]
-    assert set(result["after"]) <= {2}
+    if not result["before"]:
+        pytest.skip("this numpy links no BLAS library that threadpoolctl can see")
+    assert result["after"] == result["before"] == [2] * len(result["before"])
