@@ -23,7 +23,7 @@ from evals.beir import BeirDataset
 from evals.ranking_metrics import summarise
 from rag.chunks import pipeline_id
 from rag.database import Database
-from rag.embeddings import Embedder
+from rag.embeddings import Embedder, query_embedder
 from rag.ingestion import ProgressFn, record_input, sync_documents
 from rag.products import ProductSpec, get_product
 from rag.retrieval import HybridRetriever, Mode, RetrievedPassage
@@ -120,12 +120,13 @@ def run(
     progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
     product, index_seconds, cached = ensure_index(db, settings, dataset, embedder, progress)
+    questions = query_embedder(settings, embedder)  # what the service embeds questions with
     tuning = None
     if tune:
         train = dataset.split_queries("train", tune_queries)
-        tuning = tune_dense_weight(HybridRetriever(db, embedder, settings), product, dataset, train)
+        tuning = tune_dense_weight(HybridRetriever(db, questions, settings), product, dataset, train)
         settings = settings.model_copy(update={"dense_weight": tuning["dense_weight"]})
-    retriever = HybridRetriever(db, embedder, settings)
+    retriever = HybridRetriever(db, questions, settings)
     queries = dataset.split_queries(split, limit_queries)
     qrels = dataset.qrels[split]
 
@@ -134,7 +135,7 @@ def run(
     embed_ms: list[float] = []
     for i, (qid, text) in enumerate(queries):
         started = time.perf_counter()
-        vector = embedder.embed([text])[0]
+        vector = questions.embed([text])[0]
         embed_ms.append((time.perf_counter() - started) * 1000)
         for mode in modes:
             result = retriever.retrieve(
@@ -172,6 +173,7 @@ def run(
         "documents": stored.documents,
         "chunks": stored.chunks,
         "embedding_model": embedder.model_id,
+        "query_embedding_precision": getattr(questions, "precision", "fp32"),
         "dense_weight": settings.dense_weight,
         "tuning": tuning,
         "latency_ms": {

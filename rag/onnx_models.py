@@ -9,6 +9,11 @@ Cache: `<models_dir>/<model>-onnx-<key>/` where the key hashes the weights, the 
 the exporter's versions. A folder is written under a temporary name and renamed into place under a file
 lock, so a crash leaves no half-written graph and concurrent processes export once; its manifest holds the
 graph's sha256, checked on every load: a missing, partial or altered graph is exported again.
+
+Questions may run on an int8 twin of that graph (`cached_int8_graph`): ONNX Runtime's dynamic
+quantization (weights int8 per output channel, activations quantized per call), derived from the fp32
+graph and cached the same way. Stored passages stay fp32; docs/benchmarks.md has what it costs in
+retrieval quality and saves in time.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -39,6 +44,10 @@ INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 _SOURCE_FILES = ("config.json", "model.safetensors", "modules.json", "1_Pooling/config.json")
 _EXPORTERS = ("torch", "transformers", "onnx")
 _STALE_TEMP_S = 3600.0
+INT8_RECIPE = "ort-dynamic-qint8-per-channel-v1"
+# The int8 twin must point where the fp32 graph points: measured 0.978 minimum, 0.994 mean cosine over
+# 1,271 questions; a graph under this floor on the probe is refused, and questions stay on fp32.
+INT8_MIN_COSINE = 0.95
 
 
 def cached_graph(model_dir: Path, models_dir: Path, name: str) -> Path:
@@ -46,17 +55,41 @@ def cached_graph(model_dir: Path, models_dir: Path, name: str) -> Path:
     `name` (a folder-safe model name) starts the cache folder's name."""
     _check_layout(model_dir)
     key, source = _cache_key(model_dir)
-    final = models_dir / f"{name}-onnx-{key[:16]}"
+    return _cached(
+        models_dir / f"{name}-onnx-{key[:16]}", key, lambda graph: _export(model_dir, graph, key, source, name)
+    )
+
+
+def cached_int8_graph(fp32_graph: Path, models_dir: Path, name: str) -> Path:
+    """The verified int8 twin of `fp32_graph` (a graph `cached_graph` returned), quantized first if the
+    cache lacks a valid one."""
+    source = json.loads((fp32_graph.parent / MANIFEST_FILE).read_text())["sha256"]
+    versions = {name: metadata.version(name) for name in ("onnxruntime", "onnx")}
+    identity = {"recipe": INT8_RECIPE, "source": source, "versions": versions}
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+    def quantize(graph: Path) -> None:
+        started = time.perf_counter()
+        _quantize(fp32_graph, graph)
+        _write_manifest(graph, {"key": key, **identity}, time.perf_counter() - started)
+
+    return _cached(models_dir / f"{name}-onnx-int8-{key[:16]}", key, quantize)
+
+
+def _cached(final: Path, key: str, produce: Callable[[Path], None]) -> Path:
+    """`final`'s graph if its manifest verifies under `key`; else `produce` writes it into a temporary
+    folder renamed into place, under a lock, so concurrent processes produce it once."""
     if _valid(final, key):
         return final / GRAPH_FILE
+    models_dir = final.parent
     models_dir.mkdir(parents=True, exist_ok=True)
     with _locked(models_dir / f".{final.name}.lock"):
-        if _valid(final, key):  # another process exported it while this one waited
+        if _valid(final, key):  # another process produced it while this one waited
             return final / GRAPH_FILE
         _remove_stale_temps(models_dir)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=models_dir))
         try:
-            _export(model_dir, tmp / GRAPH_FILE, key, source, name)
+            produce(tmp / GRAPH_FILE)
             if final.exists():  # invalid: set aside, then replace
                 trash = Path(tempfile.mkdtemp(prefix=f".bad-{final.name}-", dir=models_dir))
                 final.rename(trash / "old")
@@ -65,8 +98,53 @@ def cached_graph(model_dir: Path, models_dir: Path, name: str) -> Path:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     if not _valid(final, key):
-        raise RuntimeError(f"the exported ONNX graph in {final} does not verify")
+        raise RuntimeError(f"the ONNX graph in {final} does not verify")
     return final / GRAPH_FILE
+
+
+def _quantize(fp32_graph: Path, target: Path) -> None:
+    import numpy as np
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    # Its advice to run shape inference first, logged on the root logger: the model is already optimised.
+    advice = _DropMessage("Please consider to run pre-processing")
+    root.addFilter(advice)
+    try:
+        quantize_dynamic(str(fp32_graph), str(target), weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        root.removeFilter(advice)
+    # Word pieces of a real question, and a padded row: the twin must agree with its source on both.
+    ids = np.array(
+        [[101, 2054, 2003, 1996, 26828, 3199, 2005, 14108, 2951, 3688, 1029, 102], [101, 7592, 2088, 102] + [0] * 8]
+    )
+    feed = {"input_ids": ids, "attention_mask": (ids != 0).astype(np.int64), "token_type_ids": np.zeros_like(ids)}
+    expected, got = (
+        ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+        for graph in (fp32_graph, target)
+    )
+    cosine = float((expected * got).sum(axis=1).min())
+    if cosine < INT8_MIN_COSINE:
+        raise RuntimeError(f"the int8 graph of {fp32_graph.parent} points elsewhere (cosine {cosine:.3f})")
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefix)
+
+
+def _write_manifest(graph: Path, identity: dict[str, Any], seconds: float) -> None:
+    manifest = {**identity, "bytes": graph.stat().st_size, "sha256": _sha256(graph), "seconds": round(seconds, 2)}
+    path = graph.parent / MANIFEST_FILE
+    path.write_text(json.dumps(manifest, indent=2))
+    for written in (graph, path):
+        with written.open("rb") as f:
+            os.fsync(f.fileno())
 
 
 def _check_layout(model_dir: Path) -> None:

@@ -30,6 +30,12 @@ class Settings(BaseSettings):
         description="How the bundled MiniLM runs: ONNX Runtime (graph exported once to models_dir; 0.4 of "
         "torch's CPU for a lone question, 0.6 for passages) or torch. Same model, same vectors within 1e-6.",
     )
+    query_embedding_precision: Literal["int8", "fp32"] = Field(
+        "int8",
+        description="Questions under the ONNX runtime: int8 (the graph quantized once, 0.3-0.4 of fp32's CPU "
+        "per question on CPUs with VNNI or AMX, cosine 0.99 to fp32's vectors; SciFact test hybrid nDCG@10 "
+        "-0.003, see docs/benchmarks.md) or fp32. Stored passages are always fp32.",
+    )
     model_cache_dir: Path | None = Field(
         None,
         description="Where the exported ONNX graph is cached (keyed by weights and versions); unset = $home/models.",

@@ -139,7 +139,8 @@ def ask_sized(attack: Attack, lab: Lab) -> Observation:
 
 @runner("scan")
 def scan(attack: Attack, lab: Lab) -> Observation:
-    vector = lab.embedder.embed([attack.input])[0]
+    # The question's vector as the service computes it (int8 by default), what the detector sees in production.
+    vector = lab.service.retriever.embedder.embed([attack.input])[0]
     checked = lab.service.pipeline.check_input(attack.input, vector)
     return Observation(blocked=checked.categories, accepted=checked.passed)
 

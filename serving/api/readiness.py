@@ -28,14 +28,17 @@ def _database(state: ApiState) -> ReadinessCheck:
 
 def _embedder(state: ApiState) -> ReadinessCheck:
     started = time.perf_counter()
+    # Passages and questions: the bundled MiniLM embeds questions on its int8 twin by default.
+    questions = state.service.retriever.embedder
+    models = [state.embedder] if questions is state.embedder else [state.embedder, questions]
     try:
-        vectors = state.embedder.embed(["readiness probe"])
+        ok = all(m.embed(["readiness probe"]).shape == (1, state.embedder.dimension) for m in models)
     except Exception as exc:  # a remote embeddings endpoint down, typically
         return ReadinessCheck(ok=False, detail=f"{state.embedder.model_id} failed ({type(exc).__name__})")
     ms = (time.perf_counter() - started) * 1000
-    ok = vectors.shape == (1, state.embedder.dimension)
+    precision = f", questions {getattr(questions, 'precision', 'fp32')}" if len(models) > 1 else ""
     return ReadinessCheck(
-        ok=ok, detail=f"{state.embedder.model_id}, {state.embedder.dimension} dimensions, {ms:.0f} ms"
+        ok=ok, detail=f"{state.embedder.model_id}, {state.embedder.dimension} dimensions{precision}, {ms:.0f} ms"
     )
 
 

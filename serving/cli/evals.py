@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from evals.calibration import calibrate, features, load_golden
-from rag.embeddings import get_embedder
+from rag.embeddings import get_embedder, query_embedder
 from rag.errors import UsageError
 from rag.retrieval import HybridRetriever, Mode
 from rag.samples import ingest_samples, product_dirs
@@ -32,7 +32,8 @@ def calibrate_cmd(
     try:
         embedder = get_embedder(settings)
         products = [r.product for r in ingest_samples(db, settings, embedder)]
-        result = calibrate(features(HybridRetriever(db, embedder, settings), load_golden(), products))
+        retriever = HybridRetriever(db, query_embedder(settings, embedder), settings)
+        result = calibrate(features(retriever, load_golden(), products))
     finally:
         db.close()
     if json_out:
@@ -234,7 +235,11 @@ def all_cmd(
         suites["calibration"] = {
             k: v
             for k, v in calibrate(
-                features(HybridRetriever(db, embedder, settings), load_golden(), [p.name for p in product_dirs()])
+                features(
+                    HybridRetriever(db, query_embedder(settings, embedder), settings),
+                    load_golden(),
+                    [p.name for p in product_dirs()],
+                )
             ).items()
             if k != "cases"
         }

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rag.embeddings import MiniLMEmbedder, MiniLMOnnxEmbedder, local_embedder
+from rag.embeddings import MiniLMEmbedder, MiniLMOnnxEmbedder, local_embedder, query_embedder
 from rag.onnx_models import GRAPH_FILE, MANIFEST_FILE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,8 +79,14 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory, embedder: Any, settings
     return path
 
 
-def _folder(models_dir: Path) -> Path:
-    [folder] = [p for p in models_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
+def _folders(models_dir: Path, kind: str = "onnx") -> list[Path]:
+    """Cache folders of one kind: "onnx" (the fp32 export) or "onnx-int8" (its quantized twin)."""
+    name = re.compile(rf"all-MiniLM-L6-v2-{kind}-[0-9a-f]{{16}}")
+    return [p for p in models_dir.iterdir() if p.is_dir() and name.fullmatch(p.name)]
+
+
+def _folder(models_dir: Path, kind: str = "onnx") -> Path:
+    [folder] = _folders(models_dir, kind)
     return folder
 
 
@@ -111,7 +118,7 @@ def test_a_second_load_reuses_the_export(models_dir: Path) -> None:
     after = graph.stat()
     assert model.graph == graph
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
-    assert len([p for p in models_dir.iterdir() if p.is_dir()]) == 1
+    assert len(_folders(models_dir)) == 1
 
 
 @pytest.mark.slow
@@ -142,7 +149,8 @@ def test_a_damaged_cache_is_exported_again(models_dir: Path, tmp_path: Path, dam
     # Rebuilt, and the export is deterministic: the very bytes of the first one.
     assert hashlib.sha256(graph.read_bytes()).hexdigest() == manifest["sha256"]
     assert not stale.exists()
-    assert sorted(p.name for p in copy.iterdir() if p.is_dir()) == [folder.name]
+    assert [p.name for p in _folders(copy)] == [folder.name]
+    assert not [p for p in copy.iterdir() if p.name.startswith((".tmp-", ".bad-"))]
     texts = _texts()[:4]
     assert float(np.abs(model.embed(texts) - embedder.embed(texts)).max()) < 1e-6
 
@@ -172,3 +180,71 @@ def test_onnx_falls_back_to_torch_with_a_warning(fallback: tuple[Any, list[str]]
     model, warnings = fallback
     assert isinstance(model, MiniLMEmbedder)
     assert any("running MiniLM with torch" in w for w in warnings)
+
+
+def test_questions_run_on_an_int8_twin_that_points_where_fp32_points(embedder: Any, settings: Any) -> None:
+    twin = query_embedder(settings, embedder)
+    assert isinstance(twin, MiniLMOnnxEmbedder) and twin is not embedder
+    assert (twin.precision, twin.model_id, twin.dimension) == ("int8", embedder.model_id, 384)
+    assert query_embedder(settings, embedder) is twin  # built once
+    folder = twin.graph.parent
+    assert folder.name.startswith("all-MiniLM-L6-v2-onnx-int8-") and twin.graph.name == GRAPH_FILE
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    assert manifest["sha256"] == hashlib.sha256(twin.graph.read_bytes()).hexdigest()
+    assert manifest["source"] == json.loads((embedder.graph.parent / MANIFEST_FILE).read_text())["sha256"]
+    assert twin.graph.stat().st_size < embedder.graph.stat().st_size / 3  # int8 weights
+
+    texts = _texts()
+    fp32, int8 = embedder.embed(texts), twin.embed(texts)
+    assert int8.dtype == np.float32 and int8.shape == fp32.shape
+    assert np.allclose(np.linalg.norm(int8, axis=1), 1.0, atol=1e-5)
+    assert float((fp32 * int8).sum(axis=1).min()) > 0.95
+    # The nearest fp32 vector of each question's int8 vector is its own.
+    questions = slice(0, 12)
+    nearest = (int8[questions] @ fp32[questions].T).argmax(axis=1)
+    assert nearest.tolist() == list(range(12))
+    # Alone or among others, the same vector: activations are quantized per call, so each text runs alone.
+    alone = np.stack([twin.embed([t])[0] for t in texts[:6]])
+    assert np.array_equal(alone, int8[:6])
+
+    fp32_settings = settings.model_copy(update={"query_embedding_precision": "fp32"})
+    assert query_embedder(fp32_settings, embedder) is embedder
+
+
+@pytest.mark.slow
+def test_a_damaged_int8_graph_is_quantized_again(models_dir: Path, tmp_path: Path, embedder: Any) -> None:
+    copy = tmp_path / "models"
+    shutil.copytree(models_dir, copy)
+    first = MiniLMOnnxEmbedder(copy, precision="int8")
+    graph = first.graph
+    digest = json.loads((graph.parent / MANIFEST_FILE).read_text())["sha256"]
+    with graph.open("r+b") as f:
+        f.truncate(graph.stat().st_size // 2)
+    again = MiniLMOnnxEmbedder(copy, precision="int8")
+    assert again.graph == graph and _folders(copy, "onnx-int8") == [graph.parent]
+    assert hashlib.sha256(graph.read_bytes()).hexdigest() == digest  # quantization is deterministic
+    texts = _texts()[:4]
+    assert float((again.embed(texts) * embedder.embed(texts)).sum(axis=1).min()) > 0.95
+
+
+def test_questions_stay_on_fp32_when_the_twin_cannot_be_built(
+    models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    import rag.onnx_models
+
+    copy = tmp_path / "models"
+    shutil.copytree(models_dir, copy)
+    model = MiniLMOnnxEmbedder(copy)
+
+    def broken(*_args: Any, **_kwargs: Any) -> Path:
+        raise RuntimeError("quantizer unavailable")
+
+    monkeypatch.setattr(rag.onnx_models, "cached_int8_graph", broken)
+    records, logger = _Records(), logging.getLogger("rag.embeddings")
+    logger.addHandler(records)
+    try:
+        twin = query_embedder(settings, model)
+    finally:
+        logger.removeHandler(records)
+    assert twin is model and model.precision == "fp32"
+    assert any("questions run on fp32" in m for m in records.messages)

@@ -18,6 +18,7 @@ def test_healthz_and_readyz(client: httpx.Client) -> None:
     checks = r.json()["checks"]
     assert r.json()["status"] == "ready" and set(checks) == {"database", "embedding_model", "chat_model"}
     assert all(c["ok"] for c in checks.values())
+    assert "questions int8" in checks["embedding_model"]["detail"]  # both of the bundled model's graphs probed
 
 
 def test_readyz_is_503_when_the_chat_model_is_unreachable(api_settings: Any, db: Any, embedder: Any) -> None:
