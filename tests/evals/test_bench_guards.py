@@ -20,7 +20,7 @@ def test_bench_guards_prints_each_stage(cli_env: Path, samples: Any) -> None:
     assert set(result["stages"]) == {"input", "context", "output", "total"}
     for stage in result["stages"].values():
         assert 0 < stage["p50_ms"] <= stage["p95_ms"]
-    assert result["messages"] >= 100 and result["guard_calls_per_message"] == 3
+    assert result["messages"] >= 100 and 2 <= result["guard_calls_per_message"] <= 3
     assert 0 <= result["guardrails_share_p50"] <= 1 and result["embedding_reused"] is True
     # Injections among the red-team questions are refused at the input boundary, benign questions are not.
     assert result["flagged_inputs"]["attacks"] >= 6
