@@ -1,11 +1,14 @@
-"""The guard pipeline: one guardrails-ai `Guard` per boundary, called at most once per message.
+"""The guard pipeline: one guardrails-ai validator per boundary, called at most once per message.
 
 Threat model: see rag/guards/validators.py; this module decides what each finding does. Input:
 refuse the request (nothing is retrieved or generated). Context: drop the flagged passages and go
 on with the rest. Output: return the sanitised text; a reply that repeats protected text is
 withheld entirely. Code (copilot drafts): fail the draft so the validation loop revises it.
-Each call is timed, and guardrails' own share (the `Guard.validate` call minus the validators'
-work) is reported by `meshpilot bench guards`.
+
+Each boundary calls its validator's `Validator.validate` and acts on the findings itself, rather than
+through a guardrails `Guard`: a Guard adds its run history, schema-to-RAIL conversion and re-ask
+machinery, none of which a check on text without a model call uses, and cost 85 % of the guards'
+time (docs/benchmarks.md, serving, fifth round). Each call is timed (`meshpilot bench guards`).
 """
 
 from __future__ import annotations
@@ -21,8 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rag.guards.injection import InjectionDetector
-from rag.guards.runtime import offline_guard
-from rag.guards.validators import ContextSafety, InputSafety, OutputSafety, SafeCode
+from rag.guards.validators import ContextSafety, InputSafety, OutputSafety, SafeCode, run
 
 WITHHELD = "I can't share that reply: it repeated protected instructions."
 BLOCKED = (
@@ -58,13 +60,8 @@ class OutputResult(GuardResult):
     texts: list[str] = field(default_factory=list)
 
 
-def _findings(outcome: Any) -> list[Finding]:
-    found = []
-    for summary in outcome.validation_summaries or []:
-        for span in summary.error_spans or []:
-            category, _, detail = str(span.reason).partition(": ")
-            found.append(Finding(category, detail))
-    return found
+def _findings(found: list[tuple[str, str]]) -> list[Finding]:
+    return [Finding(category, detail) for category, detail in found]
 
 
 class GuardPipeline:
@@ -77,12 +74,13 @@ class GuardPipeline:
         allowed_email_domains: Sequence[str] = (),
     ) -> None:
         self.detector = detector
-        # noop: refuse or fail ourselves from the findings; fix: take the validator's cleaned value.
-        self.input_guard = offline_guard(InputSafety(detector, max_input_chars, on_fail="noop"), name="meshpilot-input")
-        self.context_guard = offline_guard(ContextSafety(detector, on_fail="fix"), name="meshpilot-context")
+        # on_fail states the intent for a Guard that would run them (noop: the caller refuses; fix: the
+        # cleaned value); this pipeline acts on the findings itself.
+        self.input_check = InputSafety(detector, max_input_chars, on_fail="noop")
+        self.context_check = ContextSafety(detector, on_fail="fix")
         hosts = tuple(h.lower() for h in allowed_link_hosts)
         domains = tuple(d.lower() for d in allowed_email_domains)
-        self.output_guard = offline_guard(OutputSafety(hosts, domains, on_fail="fix"), name="meshpilot-output")
+        self.output_check = OutputSafety(hosts, domains, on_fail="fix")
 
     @classmethod
     def from_settings(cls, settings: Any, detector: InjectionDetector | None = None) -> GuardPipeline:
@@ -95,8 +93,8 @@ class GuardPipeline:
 
     def check_input(self, text: str, embedding: npt.NDArray[np.float32] | None = None) -> GuardResult:
         started = time.perf_counter()
-        outcome = self.input_guard.validate(text, metadata={"embedding": embedding})
-        return GuardResult(bool(outcome.validation_passed), _findings(outcome), _ms(started))
+        found, _ = run(self.input_check, text, {"embedding": embedding})
+        return GuardResult(not found, _findings(found), _ms(started))
 
     def screen_context(
         self, texts: Sequence[str], flags: Sequence[Sequence[str] | None] | None = None
@@ -108,20 +106,18 @@ class GuardPipeline:
         if not context_needs_guard(stored):
             return ContextResult(True, [], _ms(started), list(range(len(texts))))
         value = json.dumps([{"text": t, "flags": f} for t, f in zip(texts, stored, strict=True)])
-        outcome = self.context_guard.validate(value)
-        findings = _findings(outcome)
-        if not findings:
+        found, fixed = run(self.context_check, value, {})
+        if not found:
             return ContextResult(True, [], _ms(started), list(range(len(texts))))
-        kept = [int(p["index"]) for p in json.loads(str(outcome.validated_output))]
-        return ContextResult(False, findings, _ms(started), kept)
+        kept = [int(p["index"]) for p in json.loads(str(fixed))]
+        return ContextResult(False, _findings(found), _ms(started), kept)
 
     def sanitize_output(self, texts: Sequence[str], protected: Sequence[str] = ()) -> OutputResult:
         """The texts with secrets and personal data redacted, foreign links removed, markup escaped."""
         started = time.perf_counter()
-        outcome = self.output_guard.validate(json.dumps(list(texts)), metadata={"protected": list(protected)})
-        findings = _findings(outcome)
-        cleaned = json.loads(str(outcome.validated_output)) if findings else list(texts)
-        return OutputResult(not findings, findings, _ms(started), cleaned)
+        found, fixed = run(self.output_check, json.dumps(list(texts)), {"protected": list(protected)})
+        cleaned = json.loads(str(fixed)) if found else list(texts)
+        return OutputResult(not found, _findings(found), _ms(started), cleaned)
 
     def check_code(self, files: dict[str, str]) -> GuardResult:
         return check_code(files)
@@ -129,20 +125,20 @@ class GuardPipeline:
 
 def context_needs_guard(flags: Sequence[Sequence[str] | None]) -> bool:
     """False when every passage carries a clean verdict of today's detector: the context validator would
-    only read them back, so its Guard call (a third of the guards' time a question) is skipped."""
+    only read them back, so it is not called."""
     return not all(f is not None and not f for f in flags)
 
 
 @cache
-def _code_guard() -> Any:
-    return offline_guard(SafeCode(on_fail="noop"), name="meshpilot-code")
+def _code_check() -> SafeCode:
+    return SafeCode(on_fail="noop")
 
 
 def check_code(files: dict[str, str]) -> GuardResult:
     """Drafted files (path -> text): destructive SQL or shell and secrets fail them."""
     started = time.perf_counter()
-    outcome = _code_guard().validate(json.dumps(files))
-    return GuardResult(bool(outcome.validation_passed), _findings(outcome), _ms(started))
+    found, _ = run(_code_check(), json.dumps(files), {})
+    return GuardResult(not found, _findings(found), _ms(started))
 
 
 def _ms(started: float) -> float:

@@ -1,13 +1,13 @@
-"""guardrails-ai, loaded offline: the framework every boundary guard runs on.
+"""guardrails-ai, loaded offline: the framework every boundary guard's validator is written for.
 
 Threat model: the guard library itself. guardrails-ai 0.11 downloads NLTK's punkt at import, sends
-OpenTelemetry traces to a vendor endpoint unless `~/.guardrailsrc` says otherwise, keeps the last ten
-calls (with their texts) in memory and, by default, validates on
-an asyncio loop it sets up itself (uvloop policy, "event loop already running" inside servers).
-This module imports it with all of that off, its OpenTelemetry spans too, without touching the
-user's home directory: metrics and remote inferencing are disabled in guardrails' settings object
-before any validator or guard exists, and `OfflineGuard` keeps its constructor from reloading
-`~/.guardrailsrc`.
+OpenTelemetry traces to a vendor endpoint unless `~/.guardrailsrc` says otherwise, and a `Guard`
+keeps the last ten calls (with their texts) in memory and, by default, validates on an asyncio loop
+it sets up itself (uvloop policy, "event loop already running" inside servers). This module imports
+it with all of that off, its OpenTelemetry spans too, without touching the user's home directory:
+metrics and remote inferencing are disabled in guardrails' settings object before any validator
+exists. The pipeline calls validators without a `Guard` (rag/guards/pipeline.py); the history and
+sync settings hold for any Guard built on them.
 """
 
 from __future__ import annotations
@@ -49,25 +49,3 @@ def guardrails() -> ModuleType:
 
 def _no_download(*_args: Any, **_kwargs: Any) -> bool:
     return False
-
-
-@cache
-def offline_guard_class() -> type[Any]:
-    gr = guardrails()
-    from guardrails.classes.rc import RC
-
-    class OfflineGuard(gr.Guard):  # type: ignore[misc, name-defined]
-        """A Guard that never reads `~/.guardrailsrc`: metrics and remote inferencing stay off."""
-
-        def _load_rc(self) -> None:
-            gr.settings.rc = RC(enable_metrics=False, use_remote_inferencing=False)
-
-    return OfflineGuard
-
-
-def offline_guard(*validators: Any, name: str) -> Any:
-    """One Guard for one boundary. All validators at once: a second `.use()` replaces the first."""
-    # guardrails keeps each call's log in a bounded stack it builds the outcome from; one is enough and
-    # keeps texts (questions, answers) from lingering in memory.
-    guard = offline_guard_class()(name=name, history_max_length=1)
-    return guard.use(*validators)

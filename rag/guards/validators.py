@@ -14,7 +14,7 @@ Threat model, per validator:
   fail the draft; the copilot's validation loop sends the failure back for revision.
 
 Structured findings travel as error spans whose reason is `category: detail`, so one
-`Guard.validate` call per boundary returns both the fixed value and what was found.
+`Validator.validate` call per boundary returns both the fixed value and what was found (`run`).
 """
 
 from __future__ import annotations
@@ -41,6 +41,19 @@ from rag.guards.injection import InjectionDetector  # noqa: E402
 from rag.guards.normalize import normalise  # noqa: E402
 
 log = logging.getLogger("meshpilot.guards")
+
+
+def run(validator: Validator, value: str, metadata: dict[str, Any]) -> tuple[list[tuple[str, str]], Any]:
+    """One validator's verdict through guardrails-ai's `Validator.validate`: the (category, detail)
+    findings, and the fixed value of a failed check (None where it passed or has no fix)."""
+    result = validator.validate(value, metadata)
+    if not isinstance(result, FailResult):
+        return [], None
+    findings = []
+    for span in result.error_spans or []:
+        category, _, detail = str(span.reason).partition(": ")
+        findings.append((category, detail))
+    return findings, result.fix_value
 
 
 def _fail(value: str, findings: list[tuple[str, str]], fix: Any = None) -> FailResult:

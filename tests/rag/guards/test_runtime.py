@@ -1,4 +1,4 @@
-"""guardrails-ai loads offline: no telemetry or spans, no NLTK fetch, one call of history, ~/.guardrailsrc ignored."""
+"""guardrails-ai loads offline: no telemetry or spans, no NLTK fetch, ~/.guardrailsrc ignored, the guards running."""
 
 from __future__ import annotations
 
@@ -29,17 +29,19 @@ socket.socket.connect = record
 import nltk
 calls = []
 nltk.download = lambda *a, **k: calls.append(a) or False
-from rag.guards.runtime import guardrails, offline_guard
+from rag.guards.runtime import guardrails
 gr = guardrails()
-guard = offline_guard(name="probe")
+from rag.guards.injection import InjectionDetector
+from rag.guards.pipeline import GuardPipeline
+guards = GuardPipeline(InjectionDetector.default())
 for _ in range(3):
-    guard.validate("hello")
+    assert guards.check_input("What is the freshness SLO of the orders product?").passed
+    assert not guards.sanitize_output(["Write to jane.doe@gmail.com"]).passed
 from guardrails.utils.hub_telemetry_utils import HubTelemetry
 print(json.dumps({
     "enable_metrics": gr.settings.rc.enable_metrics,
     "remote": gr.settings.rc.use_remote_inferencing,
     "telemetry": HubTelemetry()._enabled,
-    "history": len(guard.history),
     "connects": attempts,
     "downloads": len(calls),
     "spans": len(spans.get_finished_spans()),
@@ -60,7 +62,6 @@ def test_guardrails_runs_offline_whatever_the_users_rc_file_says(tmp_path: Path)
         "enable_metrics": False,
         "remote": False,
         "telemetry": False,
-        "history": 1,
         "connects": [],
         "downloads": 0,
         "spans": 0,
