@@ -238,7 +238,7 @@ class HybridRetriever:
             "w": self.settings.dense_weight,
             "k": top_k or self.settings.top_k,
         }
-        with self.db.engine.connect() as conn:
+        with self.db.autocommit() as conn:  # one statement: its own snapshot, no transaction around it
             rows = conn.execute(self._sql[mode], params).all()
         passages = [
             RetrievedPassage(

@@ -57,7 +57,7 @@ def get_principal(
     challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None:
         raise ApiError(401, "unauthorized", "missing API key: send Authorization: Bearer <key>", challenge)
-    with state.db.engine.begin() as conn:
+    with state.db.autocommit() as conn:  # a lookup, then the limiter's own one-statement UPSERT at most
         principal = authenticate(conn, credentials.credentials)
         if principal is None:
             raise ApiError(401, "unauthorized", "invalid or revoked API key", challenge)
