@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from serving.api.ratelimit import SYNC_S, RateLimiter
@@ -47,3 +48,21 @@ def test_two_processes_sharing_a_small_limit_allow_exactly_the_limit(db: Any) ->
         allowed = [(first if i % 2 else second).hit(conn, key_id).allowed for i in range(9)]
     assert allowed.count(True) == 6 and allowed[-3:] == [False, False, False], allowed
     assert first.flushes + second.flushes >= 6  # near the limit every hit is counted at once
+
+
+def test_hits_claimed_by_a_failed_flush_are_added_by_the_next(db: Any) -> None:
+    key_id = _key_id(db, "flaky")
+    limiter = RateLimiter(1_000_000)
+
+    class Down:
+        def execute(self, *_args: Any, **_kwargs: Any) -> Any:
+            raise OSError("connection lost")
+
+    with db.autocommit() as conn:
+        for _ in range(6):  # one flush, then five hits waiting for the next
+            limiter.hit(conn, key_id)
+        time.sleep(SYNC_S * 1.2)
+        with pytest.raises(OSError):
+            limiter.hit(Down(), key_id)  # type: ignore[arg-type]  # its own hit fails with its request
+        limiter.hit(conn, key_id)
+    assert _counted(db, key_id) == 7
