@@ -49,7 +49,7 @@ def test_bench_serve_reports_throughput_latency_and_a_baseline(
     assert first["corpus"]["bench_product_chunks"] >= 1000 and first["corpus"]["cached"] is False
     assert "replicated" in first["corpus"]["method"]
     assert first["baseline_in_process"]["requests"] > 0 and first["ratios"]["throughput_vs_in_process"] > 0
-    assert isinstance(first["passed"], bool)
+    assert isinstance(first["passed"], bool) and first["query_embedding_precision"] == "int8"
     cpu = first["cpu_ms_per_request"]
     assert set(cpu) == {"client", "server", "database", "machine"} and cpu["server"] > 0 and cpu["database"] > 0
     assert 0 < cpu["client"] < cpu["machine"]
