@@ -23,7 +23,7 @@ from evals.beir import BeirDataset
 from evals.ranking_metrics import summarise
 from rag.chunks import pipeline_id
 from rag.database import Database
-from rag.embeddings import Embedder, query_embedder
+from rag.embeddings import Embedder
 from rag.ingestion import ProgressFn, record_input, sync_documents
 from rag.products import ProductSpec, get_product
 from rag.retrieval import HybridRetriever, Mode, RetrievedPassage
@@ -120,13 +120,13 @@ def run(
     progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
     product, index_seconds, cached = ensure_index(db, settings, dataset, embedder, progress)
-    questions = query_embedder(settings, embedder)  # what the service embeds questions with
     tuning = None
     if tune:
         train = dataset.split_queries("train", tune_queries)
-        tuning = tune_dense_weight(HybridRetriever(db, questions, settings), product, dataset, train)
+        tuning = tune_dense_weight(HybridRetriever.for_questions(db, embedder, settings), product, dataset, train)
         settings = settings.model_copy(update={"dense_weight": tuning["dense_weight"]})
-    retriever = HybridRetriever(db, questions, settings)
+    retriever = HybridRetriever.for_questions(db, embedder, settings)
+    questions = retriever.embedder  # what the service embeds questions with
     queries = dataset.split_queries(split, limit_queries)
     qrels = dataset.qrels[split]
 

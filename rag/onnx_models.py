@@ -138,13 +138,15 @@ class _DropMessage(logging.Filter):
         return not str(record.msg).startswith(self.prefix)
 
 
-def _write_manifest(graph: Path, identity: dict[str, Any], seconds: float) -> None:
+def _write_manifest(graph: Path, identity: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """The graph's manifest beside it (what `_valid` checks), both flushed to disk before the rename."""
     manifest = {**identity, "bytes": graph.stat().st_size, "sha256": _sha256(graph), "seconds": round(seconds, 2)}
     path = graph.parent / MANIFEST_FILE
     path.write_text(json.dumps(manifest, indent=2))
     for written in (graph, path):
         with written.open("rb") as f:
             os.fsync(f.fileno())
+    return manifest
 
 
 def _check_layout(model_dir: Path) -> None:
@@ -245,23 +247,15 @@ def _export(model_dir: Path, target: Path, key: str, source: dict[str, str], nam
             do_constant_folding=True,
         )
     _check_against(target, sample, expected)
-    size = target.stat().st_size
-    manifest = {
+    identity = {
         "key": key,
         "recipe": RECIPE,
         "opset": OPSET,
         "versions": _versions(),
         "source": {"folder": str(model_dir), "sha256": source},
-        "bytes": size,
-        "sha256": _sha256(target),
-        "export_seconds": round(time.perf_counter() - started, 2),
     }
-    manifest_path = target.parent / MANIFEST_FILE
-    manifest_path.write_text(json.dumps(manifest, indent=2))
-    for written in (target, manifest_path):
-        with written.open("rb") as f:
-            os.fsync(f.fileno())
-    log.info("exported %s to ONNX in %.1f s (%d MB)", name, manifest["export_seconds"], size >> 20)
+    manifest = _write_manifest(target, identity, time.perf_counter() - started)
+    log.info("exported %s to ONNX in %.1f s (%d MB)", name, manifest["seconds"], manifest["bytes"] >> 20)
 
 
 def _check_against(graph: Path, sample: tuple[Any, ...], expected: Any) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 from sqlalchemy import text
 
 from rag.database import Database
-from rag.embeddings import Embedder, Vectors
+from rag.embeddings import Embedder, Vectors, query_embedder
 from rag.errors import EmbeddingModelMismatch, NotFound, UsageError
 from rag.products import VISIBLE
 from rag.settings import Settings
@@ -165,6 +165,12 @@ class HybridRetriever:
         self.settings = settings
         self._sql = {mode: text(retrieval_sql(mode, embedder.dimension)) for mode in Mode}
         self._passed: dict[tuple[Any, ...], float] = {}  # check key -> monotonic time it expires
+
+    @classmethod
+    def for_questions(cls, db: Database, embedder: Embedder, settings: Settings) -> HybridRetriever:
+        """The retriever the service answers with: questions embedded as `query_embedder` says (the
+        bundled MiniLM's int8 twin by default), `embedder` being the one passages were embedded with."""
+        return cls(db, query_embedder(settings, embedder), settings)
 
     def check_products(self, groups: list[str], products: list[str] | None, domain: str | None) -> None:
         """Fail loudly when a visible product was indexed with another embedding model."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from rag.answers import Answerer, ExtractiveAnswerer, GroundedAnswer, LLMAnswerer
 from rag.chat_models import ChatModel, chat_model_from_settings
 from rag.database import Database
-from rag.embeddings import Embedder, get_embedder, query_embedder
+from rag.embeddings import Embedder, get_embedder
 from rag.errors import UsageError
 from rag.guards.documents import detector_fingerprint
 from rag.guards.pipeline import BLOCKED, WITHHELD, GuardPipeline, default_guards
@@ -45,7 +45,7 @@ class RagService:
         embedder = embedder or get_embedder(settings)
         model = chat_model or chat_model_from_settings(settings)
         answerer: Answerer = LLMAnswerer(model) if model is not None else ExtractiveAnswerer()
-        return cls(settings, db, HybridRetriever(db, query_embedder(settings, embedder), settings), answerer)
+        return cls(settings, db, HybridRetriever.for_questions(db, embedder, settings), answerer)
 
     def ask(
         self,

@@ -22,7 +22,7 @@ import yaml
 
 from rag.answers import ExtractiveAnswerer
 from rag.database import Database
-from rag.embeddings import Embedder, query_embedder
+from rag.embeddings import Embedder
 from rag.guards.documents import detector_fingerprint, rescan
 from rag.guards.pipeline import GuardPipeline, context_needs_guard
 from rag.retrieval import HybridRetriever
@@ -71,12 +71,11 @@ def run(db: Database, settings: Settings, embedder: Embedder, repeats: int = 3) 
     rescan(db)  # chunks ingested before their verdicts were stored get them now, as a re-ingest would
     current = detector_fingerprint()
     guards = GuardPipeline.from_settings(settings)
-    questions = query_embedder(settings, embedder)  # the service's question embeddings
-    retriever = HybridRetriever(db, questions, settings)
+    retriever = HybridRetriever.for_questions(db, embedder, settings)
     answerer = ExtractiveAnswerer()
     labelled = _messages()
     messages = [text for _, text in labelled]
-    vectors = questions.embed(messages)
+    vectors = retriever.embedder.embed(messages)  # the service's question embeddings
     prepared = []
     for text, vector in zip(messages, vectors, strict=True):
         found = retriever.retrieve(text, groups=ALL_GROUPS, query_vector=vector, check=False).passages

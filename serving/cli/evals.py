@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from evals.calibration import calibrate, features, load_golden
-from rag.embeddings import get_embedder, query_embedder
+from rag.embeddings import get_embedder
 from rag.errors import UsageError
 from rag.retrieval import HybridRetriever, Mode
 from rag.samples import ingest_samples, product_dirs
@@ -32,8 +32,7 @@ def calibrate_cmd(
     try:
         embedder = get_embedder(settings)
         products = [r.product for r in ingest_samples(db, settings, embedder)]
-        retriever = HybridRetriever(db, query_embedder(settings, embedder), settings)
-        result = calibrate(features(retriever, load_golden(), products))
+        result = calibrate(features(HybridRetriever.for_questions(db, embedder, settings), load_golden(), products))
     finally:
         db.close()
     if json_out:
@@ -236,7 +235,7 @@ def all_cmd(
             k: v
             for k, v in calibrate(
                 features(
-                    HybridRetriever(db, query_embedder(settings, embedder), settings),
+                    HybridRetriever.for_questions(db, embedder, settings),
                     load_golden(),
                     [p.name for p in product_dirs()],
                 )
