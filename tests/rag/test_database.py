@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from pydantic import SecretStr
 from sqlalchemy import text
 
-from rag.database import mask_url, open_database
+from rag import database
+from rag.database import Database, mask_url, open_database
 from rag.errors import DatabaseUnavailable
 from rag.migrations import MIGRATIONS, migrate
 from rag.settings import Settings
@@ -59,3 +62,45 @@ def test_the_same_code_works_through_a_database_url(settings: Settings, db: Any,
             assert conn.execute(text("SELECT count(*) FROM knowledge_products")).scalar_one() >= 4
     finally:
         other.close()
+
+
+@pytest.fixture
+def pool(settings: Settings, db: Any) -> Iterator[Database]:
+    """A second pool on the test server with one connection, so each checkout reuses the same session."""
+    raw = db.engine.url.render_as_string(hide_password=False).replace("+psycopg", "")
+    one = settings.model_copy(update={"database_url": SecretStr(raw), "db_pool_size": 1, "db_pool_overflow": 0})
+    opened = open_database(one, migrate_schema=False)
+    yield opened
+    opened.close()
+
+
+def _backend_pid(database: Database) -> int:
+    with database.autocommit() as conn:
+        return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _session_closed_by_the_server(db: Any, pool: Database) -> int:
+    """Terminate the server session behind the pool's idle connection; its pid."""
+    pid = _backend_pid(pool)
+    with db.autocommit() as conn:
+        assert conn.execute(text("SELECT pg_terminate_backend(:p, 5000)"), {"p": pid}).scalar_one()
+    return pid
+
+
+def test_an_idle_connection_the_server_closed_is_replaced_before_use(
+    db: Any, pool: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed = _session_closed_by_the_server(db, pool)
+    monkeypatch.setattr(database, "IDLE_PING_S", 0.0)  # as if it had been idle for a while
+    assert _backend_pid(pool) != closed  # pinged, found closed, replaced: no error reaches the caller
+
+
+def test_a_busy_pool_learns_of_a_closed_session_from_the_statement_that_fails(
+    db: Any, pool: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connections in steady use are not pinged: one statement fails, and the pool is renewed at once."""
+    closed = _session_closed_by_the_server(db, pool)
+    monkeypatch.setattr(database, "IDLE_PING_S", 3600.0)
+    with pytest.raises(sa.exc.OperationalError):
+        _backend_pid(pool)
+    assert _backend_pid(pool) != closed
