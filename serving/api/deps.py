@@ -1,4 +1,9 @@
-"""Request dependencies as `Annotated` aliases: routes declare what they need, tests override these."""
+"""Request dependencies as `Annotated` aliases: routes declare what they need, tests override these.
+
+FastAPI runs a plain `def` dependency in the threadpool: one hop each, for what only reads an
+attribute. Those are `async def`, so they run on the event loop; only `get_principal`, which queries
+the database, stays a `def`.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from serving.api.state import ApiState
 _bearer = HTTPBearer(auto_error=False, description="An API key from `meshpilot keys create`.")
 
 
-def get_state(request: Request) -> ApiState:
+async def get_state(request: Request) -> ApiState:
     state = getattr(request.app.state, "api", None)
     if not isinstance(state, ApiState):
         raise ApiError(503, "starting", "the service is starting; try again shortly")
@@ -28,19 +33,19 @@ def get_state(request: Request) -> ApiState:
 StateDep = Annotated[ApiState, Depends(get_state)]
 
 
-def get_settings(state: StateDep) -> Settings:
+async def get_settings(state: StateDep) -> Settings:
     return state.settings
 
 
-def get_database(state: StateDep) -> Database:
+async def get_database(state: StateDep) -> Database:
     return state.db
 
 
-def get_service(state: StateDep) -> RagService:
+async def get_service(state: StateDep) -> RagService:
     return state.service
 
 
-def get_metrics(state: StateDep) -> ApiMetrics:
+async def get_metrics(state: StateDep) -> ApiMetrics:
     return state.metrics
 
 
@@ -76,7 +81,7 @@ def get_principal(
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def require_admin(principal: PrincipalDep) -> Principal:
+async def require_admin(principal: PrincipalDep) -> Principal:
     if not principal.admin:
         raise ApiError(403, "forbidden", f"key {principal.name!r} is not an admin key; this needs one")
     return principal
