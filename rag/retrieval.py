@@ -87,7 +87,10 @@ corpus AS (
     FROM product_stats s WHERE s.product_id = ANY (ARRAY(SELECT id FROM allowed))
 ),
 qterms AS MATERIALIZED (
-    SELECT t.term, ln(1 + (c.n - t.df + 0.5) / (t.df + 0.5)) AS idf, c.avgdl
+    -- BM25 of a posting is w * tf / (tf + c0 + c1 * dl); the per-term factors are computed here once,
+    -- so the thousands of postings each pay for four operations instead of ten.
+    SELECT t.term, ln(1 + (c.n - t.df + 0.5) / (t.df + 0.5)) * (:k1 + 1) AS w,
+           :k1 * (1 - :b) AS c0, :k1 * :b / c.avgdl AS c1
     FROM (
         SELECT u.lexeme AS term, sum(pt.df) AS df
         FROM unnest(to_tsvector('english', :question)) u
@@ -97,7 +100,7 @@ qterms AS MATERIALIZED (
 ),
 lexical AS (
     SELECT p.chunk_id,
-           sum(q.idf * p.tf * (:k1 + 1) / (p.tf + :k1 * (1 - :b + :b * p.dl / q.avgdl))) AS score
+           sum(q.w * p.tf / (p.tf + q.c0 + q.c1 * p.dl)) AS score
     FROM qterms q
     CROSS JOIN LATERAL (
         SELECT t.chunk_id, t.tf, t.dl FROM chunk_terms t
