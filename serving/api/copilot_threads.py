@@ -9,7 +9,8 @@ Who may do what: any key may create threads and read, chat in and reject its own
 which writes on the server and replaces an earlier product of the same domain and name, so it needs
 an admin key; admin keys may open every thread to review it. Any other key gets 404.
 
-Graph runs block (DuckDB, subprocesses, the database): callers run these functions in the threadpool.
+Graph runs block (DuckDB, subprocesses, the database): callers run these functions in the threadpool;
+`chat` is async and does so itself.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Literal
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from starlette.concurrency import run_in_threadpool
 
 from copilot import runs
 from copilot.checkpoints import postgres_checkpointer
@@ -221,7 +223,7 @@ def command_of(message: str) -> str | None:
     return word if word in COMMANDS else None
 
 
-def chat(
+async def chat(
     state: ApiState,
     principal: Principal,
     thread: str | None,
@@ -232,17 +234,18 @@ def chat(
 ) -> Turn:
     """One chat message: `approve`, `reject` or `status` act on the thread; anything else is a question
     answered from the knowledge the key may read. Chat does not edit drafts: revisions come from the
-    validation loop, and a different product is a new thread."""
+    validation loop, and a different product is a new thread. The thread's work runs in the threadpool;
+    a question waits its turn with those of /v1/ask (`ApiState.ask`), so chat cannot crowd them out."""
     command = command_of(message)
     if thread is None and (command is not None or message.strip().lower().startswith("draft")):
         return Turn("help", HELP)
     if thread is not None and command in ("approve", "reject"):
-        decided = decide(state, principal, thread, command == "approve")
+        decided = await run_in_threadpool(decide, state, principal, thread, command == "approve")
         return Turn("approve" if command == "approve" else "reject", decided.describe(), view=decided)
-    view = get(state, principal, thread) if thread is not None else None
+    view = await run_in_threadpool(get, state, principal, thread) if thread is not None else None
     if view is not None and command == "status":
         return Turn("status", view.describe(), view=view)
-    answer = state.service.ask(message, groups=principal.groups, product=product, domain=domain)
+    answer = await state.ask(message, groups=principal.groups, product=product, domain=domain)
     return Turn("answer", "", answer=answer, view=view)
 
 

@@ -120,7 +120,7 @@ async def reject_thread(thread: str, principal: PrincipalDep, state: StateDep) -
     responses=error_responses(400, 401, 403, 404, 409, 413, 422, 429, 502, 503),
 )
 async def post_message(thread: str, body: ThreadMessage, principal: PrincipalDep, state: StateDep) -> ThreadReply:
-    turn = await run_in_threadpool(threads.chat, state, principal, thread, body.content)
+    turn = await threads.chat(state, principal, thread, body.content)
     assert turn.view is not None and turn.action != "help"  # a thread is named: no help turn
     answer = AskResponse.of(turn.answer) if turn.answer is not None else None
     reply = Reply.of_turn(turn).text

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from serving.api import copilot_threads, sse
 from serving.api.completions import COPILOT_MODEL, RAG_MODEL, Reply, completion, completion_events, question_of
@@ -60,8 +59,8 @@ async def chat_completions(
     if not question or not question.strip():
         raise ApiError(422, "validation_error", "messages: the last user message must contain text (the question)")
     if body.model == COPILOT_MODEL:
-        turn = await run_in_threadpool(
-            copilot_threads.chat, state, principal, body.thread, question, product=body.product, domain=body.domain
+        turn = await copilot_threads.chat(
+            state, principal, body.thread, question, product=body.product, domain=body.domain
         )
         reply, answered = Reply.of_turn(turn), turn.answer is not None
     elif body.thread is not None:
