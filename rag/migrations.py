@@ -199,6 +199,22 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX copilot_threads_key_idx ON copilot_threads (key_id, created_at);
         """,
     ),
+    (
+        6,
+        "embeddings stored in their rows",
+        """
+        -- pgvector gives its type EXTERNAL storage, so a chunk row over 2 kB (its text, its tsvector and a
+        -- 384-dim vector) kept the vector in the TOAST table, and the dense side fetched each of its 100
+        -- candidates' vectors through the TOAST index. MAIN keeps a vector in its row (out of line only
+        -- when nothing else makes the row fit a page); the text or tsvector moves out instead, which only
+        -- the few winners read. PostgreSQL CPU of the dense statement on the 50,000-chunk serving corpus:
+        -- 3.9 -> 2.6 ms. The USING rewrite moves the stored vectors in and rebuilds the indexes.
+        SET LOCAL min_parallel_table_scan_size = 0;
+        ALTER TABLE chunks
+            ALTER COLUMN embedding TYPE vector USING CAST(CAST(embedding AS real[]) AS vector),
+            ALTER COLUMN embedding SET STORAGE MAIN;
+        """,
+    ),
 ]
 
 

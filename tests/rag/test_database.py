@@ -32,6 +32,19 @@ def test_migrations_are_recorded_and_idempotent(db: Any) -> None:
     assert versions == [m[0] for m in MIGRATIONS]
 
 
+def test_embeddings_are_stored_in_their_rows(db: Any, samples: Any) -> None:
+    """Not in the TOAST table, where the dense side paid an index lookup a candidate to read them."""
+    with db.engine.connect() as conn:
+        wide, out_of_line = conn.execute(
+            text(
+                "SELECT count(*) FILTER (WHERE octet_length(text) + pg_column_size(tsv) + pg_column_size(embedding)"
+                "  > 2032),"  # rows the toaster shrinks (TOAST_TUPLE_THRESHOLD)
+                " count(*) FILTER (WHERE pg_column_toast_chunk_id(embedding) IS NOT NULL) FROM chunks"
+            )
+        ).one()
+    assert wide > 0 and out_of_line == 0
+
+
 def test_mask_url_hides_the_password() -> None:
     masked = mask_url("postgresql://meshpilot:s3cret-pw@db.example:5432/mesh")
     assert "s3cret-pw" not in masked and "***" in masked and "db.example" in masked
