@@ -5,14 +5,18 @@ weighted by how much of it still overlaps the last 60 s, plus this minute's). On
 UNLOGGED table adds a process's hits, timed by the database clock so replicas agree. Every request
 counts, refused ones too: a client that keeps hammering stays refused until it slows down.
 
-A key far from its limit (under half of it, as this process last counted) has its hits added in
-batches, by its first request `SYNC_S` or more after the last flush, rather than one UPSERT a
-request: under 32 concurrent requests of one key, a statement a request on its one row cost
-PostgreSQL 1.1 ms of CPU a request against 0.2 ms for the key lookup alone (lock waits on the row,
-its chain of dead versions). The few hits of a key's last `SYNC_S` before it goes quiet stay
-uncounted, all far from its limit. What other processes count meanwhile is seen at the next flush,
-so a burst elsewhere can go over by what fits in `SYNC_S`; from half the limit up every request is
-counted at once, which keeps the limit exact.
+Every hit is counted before it is served, so no process can see less than the others served. A key
+far from its limit (at most half of it with the new count) has hits counted ahead: the UPSERT that
+counts a request also counts as many more as this process served since its previous one, and the
+process serves those without a statement for the next `SYNC_S` at most. Under 32 concurrent
+requests of one key, a statement a request on its one row cost PostgreSQL 1.1 ms of CPU a request
+against 0.2 ms for the key lookup alone (lock waits on the row, its chain of dead versions). Hits
+counted ahead and not served within `SYNC_S` stay counted: far from the limit, a key can be
+over-counted by what one process served in its last `SYNC_S`, never under-counted. Counted ahead
+only when the count, ahead hits included, stays within the limit, so the limit stays exact.
+
+An earlier version batched the other way, counting hits after serving them; a second process could
+then serve up to the limit while the first still held hits it had not counted (8 of a limit of 6).
 """
 
 from __future__ import annotations
@@ -54,9 +58,10 @@ class RateDecision:
 
 @dataclass
 class _Count:
-    used: float  # the weighted count at the last flush
-    pending: int  # hits taken since, not yet added
-    synced: float  # monotonic time of the last flush
+    ahead: int  # hits counted in PostgreSQL and not served yet
+    served: int  # hits served since the last UPSERT, the one that made it included
+    synced: float  # monotonic time of the last UPSERT; hits counted ahead expire SYNC_S after it
+    used: float  # the weighted count it returned
 
 
 class RateLimiter:
@@ -66,33 +71,37 @@ class RateLimiter:
         self._counts: dict[int, _Count] = {}
         self.flushes = 0  # UPSERTs run, for tests and benchmarks
 
+    def ahead(self, key_id: int) -> int:
+        """Hits of `key_id` this process has counted and not served yet (for tests and benchmarks)."""
+        with self._lock:
+            count = self._counts.get(key_id)
+            return 0 if count is None or time.monotonic() - count.synced >= SYNC_S else count.ahead
+
     def hit(self, conn: Connection, key_id: int) -> RateDecision:
         now = time.monotonic()
         with self._lock:
             count = self._counts.get(key_id)
-            far = count is not None and 2 * (count.used + count.pending + 1) <= self.per_minute
-            if count is not None and far and now - count.synced < SYNC_S:
-                count.pending += 1
-                return RateDecision(True, self.per_minute, int(self.per_minute - count.used - count.pending), 0)
-            hits = 1
-            if count is not None:  # claimed by this flush; hits taken while it runs wait for the next
-                hits, count.pending = hits + count.pending, 0
-        try:
-            row = conn.execute(_HIT, {"key_id": key_id, "n": hits}).one()
-        except BaseException:
-            if count is not None:  # the claimed hits go back for the next flush
-                with self._lock:
-                    count.pending += hits - 1
-            raise
+            if count is not None and count.ahead > 0 and now - count.synced < SYNC_S:
+                count.ahead -= 1
+                count.served += 1
+                return RateDecision(True, self.per_minute, max(0, int(self.per_minute - count.used)), 0)
+            # Count ahead what this process served since its last UPSERT, within half the limit as last seen.
+            room = 0 if count is None else int(self.per_minute / 2 - count.used) - 1
+            extra = max(0, min(0 if count is None else count.served, room))
+        row = conn.execute(_HIT, {"key_id": key_id, "n": 1 + extra}).one()
         recent, prev, elapsed = int(row.hits), int(row.prev_hits), float(row.elapsed)
         used = prev * (1 - elapsed) + recent
+        allowed = used <= self.per_minute
         with self._lock:
             if len(self._counts) >= _KEYS_KEPT:
                 self._counts.clear()
-            count = self._counts.setdefault(key_id, _Count(used, 0, now))
-            count.used, count.synced = used, now
+            count = self._counts.setdefault(key_id, _Count(0, 0, now, used))
+            # Hits counted ahead are served only if the count with them is within the limit. Those another
+            # thread's UPSERT counted meanwhile are kept (they are counted): they expire with these.
+            kept = count.ahead if now - count.synced < SYNC_S else 0
+            count.ahead, count.served, count.synced, count.used = kept + (extra if allowed else 0), 1, now, used
             self.flushes += 1
-        if used <= self.per_minute:
+        if allowed:
             return RateDecision(True, self.per_minute, int(self.per_minute - used), 0)
         # When the weighted count falls back under the limit: the previous minute's share shrinks
         # linearly; this minute's hits only leave when the window turns.

@@ -1,4 +1,5 @@
-"""The per-key rate limit counts every hit in PostgreSQL: in batches far from the limit, one by one near it."""
+"""The per-key rate limit counts every hit in PostgreSQL before serving it: some ahead far from the limit,
+one by one near it."""
 
 from __future__ import annotations
 
@@ -29,16 +30,18 @@ def _counted(db: Any, key_id: int) -> int:
     return int(row.hits) + int(row.prev_hits)
 
 
-def test_hits_far_from_the_limit_are_added_in_batches_and_none_is_lost(db: Any) -> None:
+def test_far_from_the_limit_hits_are_counted_ahead_in_few_statements(db: Any) -> None:
     key_id = _key_id(db, "batched")
     limiter = RateLimiter(1_000_000)
     with db.autocommit() as conn:
         decisions = [limiter.hit(conn, key_id) for _ in range(200)]
         assert all(d.allowed for d in decisions)
-        assert limiter.flushes < 20  # not one a hit
+        assert limiter.flushes <= 25  # not one a hit: each UPSERT counts ahead what the last one served
+        assert _counted(db, key_id) == 200 + limiter.ahead(key_id)  # every served hit is counted already
         time.sleep(SYNC_S * 1.2)
-        limiter.hit(conn, key_id)  # the next flush carries every hit taken meanwhile
-    assert _counted(db, key_id) == 201
+        flushes = limiter.flushes
+        limiter.hit(conn, key_id)  # hits counted ahead expire: this one is counted by a statement
+        assert limiter.flushes == flushes + 1
 
 
 def test_two_processes_sharing_a_small_limit_allow_exactly_the_limit(db: Any) -> None:
@@ -50,7 +53,17 @@ def test_two_processes_sharing_a_small_limit_allow_exactly_the_limit(db: Any) ->
     assert first.flushes + second.flushes >= 6  # near the limit every hit is counted at once
 
 
-def test_hits_claimed_by_a_failed_flush_are_added_by_the_next(db: Any) -> None:
+def test_a_process_cannot_serve_what_another_has_not_counted(db: Any) -> None:
+    """One process serves 3 hits, then another 6. When hits were counted after serving them, the first
+    still held 2 uncounted ones while the second served up to the limit: 8 allowed of a limit of 6."""
+    key_id = _key_id(db, "shared-burst")
+    first, second = RateLimiter(6), RateLimiter(6)
+    with db.autocommit() as conn:
+        allowed = [limiter.hit(conn, key_id).allowed for limiter in [first] * 3 + [second] * 6]
+    assert allowed == [True] * 6 + [False] * 3, allowed
+
+
+def test_a_failed_count_serves_nothing_and_loses_nothing(db: Any) -> None:
     key_id = _key_id(db, "flaky")
     limiter = RateLimiter(1_000_000)
 
@@ -59,10 +72,10 @@ def test_hits_claimed_by_a_failed_flush_are_added_by_the_next(db: Any) -> None:
             raise OSError("connection lost")
 
     with db.autocommit() as conn:
-        for _ in range(6):  # one flush, then five hits waiting for the next
+        for _ in range(6):
             limiter.hit(conn, key_id)
         time.sleep(SYNC_S * 1.2)
         with pytest.raises(OSError):
-            limiter.hit(Down(), key_id)  # type: ignore[arg-type]  # its own hit fails with its request
+            limiter.hit(Down(), key_id)  # type: ignore[arg-type]  # its own request fails
         limiter.hit(conn, key_id)
-    assert _counted(db, key_id) == 7
+        assert _counted(db, key_id) == 7 + limiter.ahead(key_id)
