@@ -23,7 +23,7 @@ from evals.beir import BeirDataset
 from evals.ranking_metrics import summarise
 from rag.chunks import pipeline_id
 from rag.database import Database
-from rag.embeddings import Embedder
+from rag.embeddings import Embedder, query_precision
 from rag.ingestion import ProgressFn, record_input, sync_documents
 from rag.products import ProductSpec, get_product
 from rag.retrieval import HybridRetriever, Mode, RetrievedPassage
@@ -173,7 +173,7 @@ def run(
         "documents": stored.documents,
         "chunks": stored.chunks,
         "embedding_model": embedder.model_id,
-        "query_embedding_precision": getattr(questions, "precision", "fp32"),
+        "query_embedding_precision": query_precision(questions),
         "dense_weight": settings.dense_weight,
         "tuning": tuning,
         "latency_ms": {

@@ -331,6 +331,11 @@ def query_embedder(settings: Settings, embedder: Embedder | None = None) -> Embe
     return embedder
 
 
+def query_precision(embedder: Embedder) -> QueryPrecision:
+    """The precision `embedder` runs at: int8 for the bundled MiniLM's twin, fp32 for every other one."""
+    return embedder.precision if isinstance(embedder, MiniLMOnnxEmbedder) else "fp32"
+
+
 _cache: dict[tuple[str, str | None, str], Embedder] = {}
 _cache_lock = threading.Lock()
 

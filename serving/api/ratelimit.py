@@ -86,8 +86,7 @@ class RateLimiter:
                 count.served += 1
                 return RateDecision(True, self.per_minute, max(0, int(self.per_minute - count.used)), 0)
             # Count ahead what this process served since its last UPSERT, within half the limit as last seen.
-            room = 0 if count is None else int(self.per_minute / 2 - count.used) - 1
-            extra = max(0, min(0 if count is None else count.served, room))
+            extra = 0 if count is None else max(0, min(count.served, int(self.per_minute / 2 - count.used) - 1))
         row = conn.execute(_HIT, {"key_id": key_id, "n": 1 + extra}).one()
         recent, prev, elapsed = int(row.hits), int(row.prev_hits), float(row.elapsed)
         used = prev * (1 - elapsed) + recent

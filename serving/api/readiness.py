@@ -7,6 +7,7 @@ import time
 import httpx
 from sqlalchemy import text
 
+from rag.embeddings import query_precision
 from rag.migrations import MIGRATIONS
 from serving.api.schemas import Readiness, ReadinessCheck
 from serving.api.state import ApiState
@@ -36,7 +37,7 @@ def _embedder(state: ApiState) -> ReadinessCheck:
     except Exception as exc:  # a remote embeddings endpoint down, typically
         return ReadinessCheck(ok=False, detail=f"{state.embedder.model_id} failed ({type(exc).__name__})")
     ms = (time.perf_counter() - started) * 1000
-    precision = f", questions {getattr(questions, 'precision', 'fp32')}" if len(models) > 1 else ""
+    precision = f", questions {query_precision(questions)}" if len(models) > 1 else ""
     return ReadinessCheck(
         ok=ok, detail=f"{state.embedder.model_id}, {state.embedder.dimension} dimensions{precision}, {ms:.0f} ms"
     )

@@ -107,7 +107,7 @@ def serve_cmd(
     """
     from evals.benchmarks.serve import GROUP, baseline, build_corpus, golden_questions, run_load
     from rag.database import open_database
-    from rag.embeddings import get_embedder, query_embedder
+    from rag.embeddings import get_embedder, query_embedder, query_precision
     from rag.service import RagService
     from serving.api.keys import create_key, revoke_key
     from serving.server_process import ServerProcess, postmaster_pid
@@ -151,7 +151,7 @@ def serve_cmd(
 
     result = _report(load, in_process, corpus.to_dict(), clients=clients, seconds=seconds, workers=workers)
     # What the server embeds questions with (the same settings): int8 by default, see docs/benchmarks.md.
-    result["query_embedding_precision"] = getattr(query_embedder(bench_settings, embedder), "precision", "fp32")
+    result["query_embedding_precision"] = query_precision(query_embedder(bench_settings, embedder))
     if json_out:
         print_json(result)
         return
