@@ -7,6 +7,7 @@ lexical index matched is the term the answerer sees.
 from __future__ import annotations
 
 import re
+import threading
 from functools import lru_cache
 
 import snowballstemmer
@@ -29,9 +30,16 @@ _MARKUP = re.compile(r"^\s*(?:[-*+]\s+|\d+[.)]\s+|#{1,6}\s+|>\s*)")
 _PARTS = re.compile(r"[._-]")
 
 
-@lru_cache(maxsize=1)
+_local = threading.local()
+
+
 def _stemmer() -> snowballstemmer.stemmer:
-    return snowballstemmer.stemmer("english")
+    """This thread's stemmer: a Snowball stemmer keeps the word it works on in itself, so two threads
+    sharing one garbled each other's words (IndexError, or a wrong stem that `_stem` then cached)."""
+    stemmer: snowballstemmer.stemmer | None = getattr(_local, "stemmer", None)
+    if stemmer is None:
+        stemmer = _local.stemmer = snowballstemmer.stemmer("english")
+    return stemmer
 
 
 @lru_cache(maxsize=65536)

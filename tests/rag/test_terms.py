@@ -32,3 +32,33 @@ def test_passage_sentences_keep_quotable_sentences_with_their_header_terms() -> 
         assert list(terms) == content_terms(sentence) + header
     # Remembered: the same passage comes back as the same object, not recomputed.
     assert passage_sentences(text, "Runbooks > Access requests") is got
+
+
+def test_threads_stem_words_as_one_thread_does() -> None:
+    """The API answers on several threads; a stemmer they shared garbled its words (IndexError under
+    load, or a wrong stem cached for good)."""
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    import snowballstemmer
+
+    from rag.terms import _stem
+
+    roots = ["connect", "generaliz", "national", "relat", "condition", "operat", "format", "argu", "happi", "sensit"]
+    suffixes = ["ing", "ed", "ions", "ational", "ization", "fulness", "ously", "ities", "ers", "ability"]
+    words = [f"{root}{suffix}{'x' * n}" for n in range(12) for root in roots for suffix in suffixes]
+    serial = snowballstemmer.stemmer("english")
+    expected = [serial.stemWord(w) for w in words]
+    _stem.cache_clear()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as CPython allows: a shared stemmer fails at once
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda i: [content_terms(w)[0] for w in words[i::8]], range(8)))
+    finally:
+        sys.setswitchinterval(interval)
+        _stem.cache_clear()
+    got = [None] * len(words)
+    for i, stems in enumerate(results):
+        got[i::8] = stems
+    assert got == expected
