@@ -65,6 +65,13 @@ class Settings(BaseSettings):
         le=500,
         description="Questions one API process answers at once; the others wait their turn in arrival order.",
     )
+    answer_processes: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=0,
+        le=64,
+        description="Worker processes that answer the questions of one API process (each loads its own models, "
+        "about 200 MB), sharing ask_concurrency between them; 0 = answer in the API process's own threads.",
+    )
 
     # Retrieval. dense_weight 0.5 was chosen on SciFact's train qrels (docs/benchmarks.md).
     candidates: int = Field(100, ge=10, le=1000)

@@ -57,6 +57,22 @@ def _chat_model(state: ApiState) -> ReadinessCheck:
     return ReadinessCheck(ok=True, detail=f"{settings.llm_model} at the configured endpoint")
 
 
+def _answer_workers(state: ApiState) -> ReadinessCheck:
+    workers = state.workers
+    if workers is None:
+        return ReadinessCheck(ok=True, detail="none: questions are answered in the API process")
+    restarts = f", {workers.restarts} replaced" if workers.restarts else ""
+    return ReadinessCheck(
+        ok=workers.alive > 0,
+        detail=f"{workers.alive} of {len(workers.workers)} processes alive, {workers.threads} threads each{restarts}",
+    )
+
+
 def readiness(state: ApiState) -> Readiness:
-    checks = {"database": _database(state), "embedding_model": _embedder(state), "chat_model": _chat_model(state)}
+    checks = {
+        "database": _database(state),
+        "embedding_model": _embedder(state),
+        "chat_model": _chat_model(state),
+        "answer_workers": _answer_workers(state),
+    }
     return Readiness(status="ready" if all(c.ok for c in checks.values()) else "not_ready", checks=checks)

@@ -20,6 +20,7 @@ from rag.embeddings import Embedder, get_embedder
 from rag.errors import DatabaseUnavailable
 from rag.service import RagService
 from rag.settings import Settings
+from serving.api.answer_workers import AnswerWorkers
 from serving.api.metrics import ApiMetrics
 from serving.api.ratelimit import RateLimiter
 
@@ -43,6 +44,8 @@ class ApiState:
     """Answers computed at once (settings.ask_concurrency). asyncio's semaphore wakes its waiters in
     arrival order: under load a question waits its turn, then gets the cores, instead of every
     question in flight sharing them, which stretched the slowest ones (p95 1.6x the median)."""
+    workers: AnswerWorkers | None = None
+    """The processes answering questions (settings.answer_processes); None = this process's threadpool."""
 
     @classmethod
     def open(
@@ -66,14 +69,33 @@ class ApiState:
             raise
         limiter = RateLimiter(settings.api_rate_limit_per_minute)
         slots = asyncio.Semaphore(settings.ask_concurrency)
-        return cls(settings, database, model, chat, service, limiter, metrics, owns_db, slots)
+        workers = None
+        # Workers build their models from the settings: one handed in here (a test's) stays in this process.
+        if settings.answer_processes and embedder is None and chat_model is None:
+            processes = min(settings.answer_processes, settings.ask_concurrency)
+            try:
+                workers = AnswerWorkers(
+                    settings,
+                    database.engine.url.render_as_string(hide_password=False),
+                    processes=processes,
+                    threads=-(-settings.ask_concurrency // processes),
+                )
+            except Exception:
+                if owns_db:
+                    database.close()
+                raise
+        return cls(settings, database, model, chat, service, limiter, metrics, owns_db, slots, workers)
 
     async def ask(self, question: str, *, groups: list[str], product: str | None, domain: str | None) -> GroundedAnswer:
-        """`service.ask` in the threadpool once one of the `ask_slots` is free."""
+        """`service.ask` in an answer worker (or this process's threadpool) once one of the `ask_slots` is free."""
         async with self.ask_slots:
+            if self.workers is not None:
+                return await self.workers.ask(question, groups=groups, product=product, domain=domain)
             return await run_in_threadpool(self.service.ask, question, groups=groups, product=product, domain=domain)
 
     def close(self) -> None:
+        if self.workers is not None:
+            self.workers.close()
         if self.owns_db:
             self.db.close()
 

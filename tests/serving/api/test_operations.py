@@ -16,7 +16,8 @@ def test_healthz_and_readyz(client: httpx.Client) -> None:
     r = client.get("/readyz")
     assert r.status_code == 200, r.text
     checks = r.json()["checks"]
-    assert r.json()["status"] == "ready" and set(checks) == {"database", "embedding_model", "chat_model"}
+    assert r.json()["status"] == "ready"
+    assert set(checks) == {"database", "embedding_model", "chat_model", "answer_workers"}
     assert all(c["ok"] for c in checks.values())
     assert "questions int8" in checks["embedding_model"]["detail"]  # both of the bundled model's graphs probed
 
