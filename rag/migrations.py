@@ -215,6 +215,22 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             ALTER COLUMN embedding SET STORAGE MAIN;
         """,
     ),
+    (
+        7,
+        "key changes notified",
+        """
+        -- API processes remember checked keys while they listen on this channel (serving/api/key_cache.py):
+        -- every change of a key, by the CLI or by hand, must make them look it up again.
+        CREATE FUNCTION api_keys_notify_change() RETURNS trigger LANGUAGE plpgsql AS $fn$
+        BEGIN
+            PERFORM pg_notify('meshpilot_api_keys', OLD.id::text);
+            RETURN NULL;
+        END
+        $fn$;
+        CREATE TRIGGER api_keys_changed AFTER UPDATE OR DELETE ON api_keys
+            FOR EACH ROW EXECUTE FUNCTION api_keys_notify_change();
+        """,
+    ),
 ]
 
 

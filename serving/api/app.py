@@ -7,6 +7,7 @@ webhook deliveries live in PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,6 +21,7 @@ from rag.database import Database
 from rag.embeddings import Embedder
 from rag.settings import Settings
 from serving.api.errors import install_error_handlers
+from serving.api.key_cache import KeyCache
 from serving.api.metrics import ApiMetrics
 from serving.api.middleware import BodyLimitMiddleware, ObservabilityMiddleware
 from serving.api.routes import ask, copilot, health, ingest, openai_compat, products, web, webhooks
@@ -51,10 +53,14 @@ def create_app(
             ApiState.open, settings, metrics, db=db, embedder=embedder, chat_model=chat_model
         )
         app.state.api = state
+        engine = state.db.engine
+        args, kwargs = engine.dialect.create_connect_args(engine.url)
+        listener = asyncio.create_task(state.keys.listen((list(args), dict(kwargs))), name="key-changes")
         try:
             yield
         finally:
             del app.state.api
+            await KeyCache.stop(listener)
             await run_in_threadpool(state.close)
 
     app = FastAPI(

@@ -1,8 +1,8 @@
 """Request dependencies as `Annotated` aliases: routes declare what they need, tests override these.
 
 FastAPI runs a plain `def` dependency in the threadpool: one hop each, for what only reads an
-attribute. Those are `async def`, so they run on the event loop; only `get_principal`, which queries
-the database, stays a `def`.
+attribute. Those are `async def`, so they run on the event loop; `get_principal` sends to the
+threadpool only what needs the database.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from rag.database import Database
 from rag.service import RagService
@@ -18,6 +19,7 @@ from rag.settings import Settings
 from serving.api.errors import ApiError
 from serving.api.keys import Principal, authenticate
 from serving.api.metrics import ApiMetrics
+from serving.api.ratelimit import RateDecision
 from serving.api.state import ApiState
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `meshpilot keys create`.")
@@ -55,18 +57,27 @@ ServiceDep = Annotated[RagService, Depends(get_service)]
 MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
 
 
-def get_principal(
+async def get_principal(
     state: StateDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
-    """The caller's key, checked and counted against its rate limit (sync: runs in the threadpool)."""
+    """The caller's key, checked and counted against its rate limit: on the event loop when the key is
+    remembered (serving/api/key_cache.py) and its hit was counted ahead, else in the threadpool."""
     challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None:
         raise ApiError(401, "unauthorized", "missing API key: send Authorization: Bearer <key>", challenge)
-    with state.db.autocommit() as conn:  # a lookup, then the limiter's own one-statement UPSERT at most
-        principal = authenticate(conn, credentials.credentials)
-        if principal is None:
+    key = credentials.credentials
+    known = state.keys.get(key)
+    counted = state.limiter.hit_counted(known.key_id) if known is not None else None
+    if known is not None and counted is not None:
+        principal, decision = known, counted
+    else:
+        generation = state.keys.generation
+        looked_up, decision = await run_in_threadpool(_check_key, state, key, known)
+        if looked_up is None:
             raise ApiError(401, "unauthorized", "invalid or revoked API key", challenge)
-        decision = state.limiter.hit(conn, principal.key_id)
+        if known is None:
+            state.keys.put(key, looked_up, generation)
+        principal = looked_up
     if not decision.allowed:
         state.metrics.rate_limited.inc()
         raise ApiError(
@@ -76,6 +87,15 @@ def get_principal(
             {"Retry-After": str(decision.retry_after_s), "X-RateLimit-Limit": str(decision.limit)},
         )
     return principal
+
+
+def _check_key(state: ApiState, key: str, known: Principal | None) -> tuple[Principal | None, RateDecision]:
+    """`known`, or the key's principal looked up, and its hit counted (one connection, two statements at most)."""
+    with state.db.autocommit() as conn:
+        principal = known or authenticate(conn, key)
+        if principal is None:
+            return None, RateDecision(False, 0, 0, 0)
+        return principal, state.limiter.hit(conn, principal.key_id)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

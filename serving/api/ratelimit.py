@@ -77,7 +77,8 @@ class RateLimiter:
             count = self._counts.get(key_id)
             return 0 if count is None or time.monotonic() - count.synced >= SYNC_S else count.ahead
 
-    def hit(self, conn: Connection, key_id: int) -> RateDecision:
+    def hit_counted(self, key_id: int) -> RateDecision | None:
+        """The hit served from those counted ahead, without a statement; None: `hit` must count it."""
         now = time.monotonic()
         with self._lock:
             count = self._counts.get(key_id)
@@ -85,6 +86,15 @@ class RateLimiter:
                 count.ahead -= 1
                 count.served += 1
                 return RateDecision(True, self.per_minute, max(0, int(self.per_minute - count.used)), 0)
+        return None
+
+    def hit(self, conn: Connection, key_id: int) -> RateDecision:
+        counted = self.hit_counted(key_id)
+        if counted is not None:
+            return counted
+        now = time.monotonic()
+        with self._lock:
+            count = self._counts.get(key_id)
             # Count ahead what this process served since its last UPSERT, within half the limit as last seen.
             extra = 0 if count is None else max(0, min(count.served, int(self.per_minute / 2 - count.used) - 1))
         row = conn.execute(_HIT, {"key_id": key_id, "n": 1 + extra}).one()

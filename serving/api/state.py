@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.concurrency import run_in_threadpool
 
@@ -21,6 +21,7 @@ from rag.errors import DatabaseUnavailable
 from rag.service import RagService
 from rag.settings import Settings
 from serving.api.answer_workers import AnswerWorkers
+from serving.api.key_cache import KeyCache
 from serving.api.metrics import ApiMetrics
 from serving.api.ratelimit import RateLimiter
 
@@ -46,6 +47,7 @@ class ApiState:
     question in flight sharing them, which stretched the slowest ones (p95 1.6x the median)."""
     workers: AnswerWorkers | None = None
     """The processes answering questions (settings.answer_processes); None = this process's threadpool."""
+    keys: KeyCache = field(default_factory=KeyCache)
 
     @classmethod
     def open(
