@@ -152,6 +152,9 @@ def serve_cmd(
     result = _report(load, in_process, corpus.to_dict(), clients=clients, seconds=seconds, workers=workers)
     # What the server embeds questions with (the same settings): int8 by default, see docs/benchmarks.md.
     result["query_embedding_precision"] = query_precision(query_embedder(bench_settings, embedder))
+    # How each server process answers (the same settings): worker processes and questions at once.
+    result["answer_processes"] = min(bench_settings.answer_processes, bench_settings.ask_concurrency)
+    result["ask_concurrency"] = bench_settings.ask_concurrency
     if json_out:
         print_json(result)
         return

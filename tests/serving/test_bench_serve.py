@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,9 @@ def test_bench_serve_reports_throughput_latency_and_a_baseline(
     assert "replicated" in first["corpus"]["method"]
     assert first["baseline_in_process"]["requests"] > 0 and first["ratios"]["throughput_vs_in_process"] > 0
     assert isinstance(first["passed"], bool) and first["query_embedding_precision"] == "int8"
+    # How the server answered: one worker process per core, 3 questions at once per core.
+    cores = os.cpu_count() or 1
+    assert first["answer_processes"] == cores and first["ask_concurrency"] == 3 * cores
     cpu = first["cpu_ms_per_request"]
     assert set(cpu) == {"client", "server", "database", "machine"} and cpu["server"] > 0 and cpu["database"] > 0
     assert 0 < cpu["client"] < cpu["machine"]
