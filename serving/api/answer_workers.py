@@ -27,10 +27,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
@@ -39,6 +39,9 @@ from rag.blas import use_one_blas_thread
 from rag.errors import DatabaseUnavailable, MeshpilotError
 from rag.settings import Settings
 from serving.api.errors import ApiError
+
+if TYPE_CHECKING:  # ForkServerContext does not exist on Windows
+    from multiprocessing.context import ForkServerContext, SpawnContext
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +153,13 @@ class AnswerWorkers:
         self._url = database_url
         self.threads = threads
         use_one_blas_thread()  # before the fork server starts: it and the workers inherit the limit
-        self._context = get_context("forkserver")
-        self._context.set_forkserver_preload(PRELOAD)
+        self._context: ForkServerContext | SpawnContext
+        if "forkserver" in get_all_start_methods():
+            forkserver = get_context("forkserver")
+            forkserver.set_forkserver_preload(PRELOAD)
+            self._context = forkserver
+        else:  # Windows: each worker imports the service itself, seconds more at start
+            self._context = get_context("spawn")
         self._ids = itertools.count()
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
