@@ -67,6 +67,14 @@ class AnswerWorkerFailed(RuntimeError):
     """An unexpected error inside a worker; its traceback is in the worker's log."""
 
 
+def worker_shape(settings: Settings) -> tuple[int, int]:
+    """(processes, threads each) that answer one API process's questions; (0, 0): its own threadpool."""
+    if not settings.answer_processes:
+        return 0, 0
+    processes = min(settings.answer_processes, settings.ask_concurrency)
+    return processes, -(-settings.ask_concurrency // processes)
+
+
 # --- in the worker process ---------------------------------------------------------------------------
 
 

@@ -14,7 +14,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from rag.database import Database
-from rag.service import RagService
 from rag.settings import Settings
 from serving.api.errors import ApiError
 from serving.api.keys import Principal, authenticate
@@ -43,17 +42,12 @@ async def get_database(state: StateDep) -> Database:
     return state.db
 
 
-async def get_service(state: StateDep) -> RagService:
-    return state.service
-
-
 async def get_metrics(state: StateDep) -> ApiMetrics:
     return state.metrics
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
-ServiceDep = Annotated[RagService, Depends(get_service)]
 MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
 
 
@@ -72,12 +66,12 @@ async def get_principal(
         principal, decision = known, counted
     else:
         generation = state.keys.generation
-        looked_up, decision = await run_in_threadpool(_check_key, state, key, known)
-        if looked_up is None:
+        checked = await run_in_threadpool(_check_key, state, key, known)
+        if checked is None:
             raise ApiError(401, "unauthorized", "invalid or revoked API key", challenge)
+        principal, decision = checked
         if known is None:
-            state.keys.put(key, looked_up, generation)
-        principal = looked_up
+            state.keys.put(key, principal, generation)
     if not decision.allowed:
         state.metrics.rate_limited.inc()
         raise ApiError(
@@ -89,12 +83,12 @@ async def get_principal(
     return principal
 
 
-def _check_key(state: ApiState, key: str, known: Principal | None) -> tuple[Principal | None, RateDecision]:
-    """`known`, or the key's principal looked up, and its hit counted (one connection, two statements at most)."""
-    with state.db.autocommit() as conn:
+def _check_key(state: ApiState, key: str, known: Principal | None) -> tuple[Principal, RateDecision] | None:
+    """`known`, or the key's principal looked up (None: no such active key), and its hit counted."""
+    with state.db.autocommit() as conn:  # one connection, two statements at most
         principal = known or authenticate(conn, key)
         if principal is None:
-            return None, RateDecision(False, 0, 0, 0)
+            return None
         return principal, state.limiter.hit(conn, principal.key_id)
 
 

@@ -20,7 +20,7 @@ from rag.embeddings import Embedder, get_embedder
 from rag.errors import DatabaseUnavailable
 from rag.service import RagService
 from rag.settings import Settings
-from serving.api.answer_workers import AnswerWorkers
+from serving.api.answer_workers import AnswerWorkers, worker_shape
 from serving.api.key_cache import KeyCache
 from serving.api.metrics import ApiMetrics
 from serving.api.ratelimit import RateLimiter
@@ -72,16 +72,13 @@ class ApiState:
         limiter = RateLimiter(settings.api_rate_limit_per_minute)
         slots = asyncio.Semaphore(settings.ask_concurrency)
         workers = None
+        processes, threads = worker_shape(settings)
         # Workers build their models from the settings: one handed in here (a test's) stays in this process.
-        if settings.answer_processes and embedder is None and chat_model is None:
-            processes = min(settings.answer_processes, settings.ask_concurrency)
+        # They start after this process's service, which exported and quantized the graphs they load.
+        if processes and embedder is None and chat_model is None:
             try:
-                workers = AnswerWorkers(
-                    settings,
-                    database.engine.url.render_as_string(hide_password=False),
-                    processes=processes,
-                    threads=-(-settings.ask_concurrency // processes),
-                )
+                url = database.engine.url.render_as_string(hide_password=False)
+                workers = AnswerWorkers(settings, url, processes=processes, threads=threads)
             except Exception:
                 if owns_db:
                     database.close()

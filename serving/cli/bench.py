@@ -109,6 +109,7 @@ def serve_cmd(
     from rag.database import open_database
     from rag.embeddings import get_embedder, query_embedder, query_precision
     from rag.service import RagService
+    from serving.api.answer_workers import worker_shape
     from serving.api.keys import create_key, revoke_key
     from serving.server_process import ServerProcess, postmaster_pid
 
@@ -153,7 +154,7 @@ def serve_cmd(
     # What the server embeds questions with (the same settings): int8 by default, see docs/benchmarks.md.
     result["query_embedding_precision"] = query_precision(query_embedder(bench_settings, embedder))
     # How each server process answers (the same settings): worker processes and questions at once.
-    result["answer_processes"] = min(bench_settings.answer_processes, bench_settings.ask_concurrency)
+    result["answer_processes"] = worker_shape(bench_settings)[0]
     result["ask_concurrency"] = bench_settings.ask_concurrency
     if json_out:
         print_json(result)
