@@ -88,15 +88,18 @@ corpus AS (
 ),
 qterms AS MATERIALIZED (
     -- BM25 of a posting is w * tf / (tf + c0 + c1 * dl); the per-term factors are computed here once,
-    -- so the thousands of postings each pay for four operations instead of ten.
+    -- so the thousands of postings each pay for four operations instead of ten. Each lexeme looks up
+    -- its own statistics by primary key: joined, the planner read all of product_terms (0.5 ms on the
+    -- serving benchmark's 4,000 terms, and growing with the vocabulary).
     SELECT t.term, ln(1 + (c.n - t.df + 0.5) / (t.df + 0.5)) * (:k1 + 1) AS w,
            :k1 * (1 - :b) AS c0, :k1 * :b / c.avgdl AS c1
-    FROM (
-        SELECT u.lexeme AS term, sum(pt.df) AS df
-        FROM unnest(to_tsvector('english', :question)) u
-        JOIN product_terms pt ON pt.term = u.lexeme AND pt.product_id = ANY (ARRAY(SELECT id FROM allowed))
-        GROUP BY u.lexeme
-    ) t CROSS JOIN corpus c
+    FROM unnest(to_tsvector('english', :question)) u
+    CROSS JOIN LATERAL (
+        SELECT u.lexeme AS term, sum(pt.df) AS df FROM product_terms pt
+        WHERE pt.term = u.lexeme AND pt.product_id = ANY (ARRAY(SELECT id FROM allowed))
+    ) t
+    CROSS JOIN corpus c
+    WHERE t.df IS NOT NULL
 ),
 lexical AS (
     SELECT p.chunk_id,
