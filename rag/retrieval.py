@@ -12,6 +12,7 @@ The permission predicate is inside both sides, before top-N, never applied to re
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -147,7 +148,8 @@ ORDER BY f.score DESC, f.chunk_id"""
 
 
 def retrieval_sql(mode: Mode, dim: int, candidates: int, postings: int) -> str:
-    """The statement for `mode`. The sizes are formatted in, not bound: with a bound LIMIT PostgreSQL
+    """The statement for `mode`, with psycopg's `%(name)s` placeholders (`retrieve` runs it on the
+    driver's connection). The sizes are formatted in, not bound: with a bound LIMIT PostgreSQL
     judged its generic plan worse than a custom one and planned the statement again on every execution
     (55 custom plans of 55, 1.7 ms each); with literals it keeps one plan per connection (50 generic of
     55). PostgreSQL CPU a question on the serving benchmark's 50,000 chunks: 10.9 -> 9.9 ms."""
@@ -159,7 +161,11 @@ def retrieval_sql(mode: Mode, dim: int, candidates: int, postings: int) -> str:
     ctes.append(_FUSED[mode])
     # The only values formatted into SQL: integers, from the embedder and the validated settings.
     sizes = {"dim": int(dim), "candidates": int(candidates), "postings": int(postings)}
-    return ("WITH " + ",".join(ctes) + _FINAL).format(**sizes)
+    return _PARAMETER.sub(r"%(\1)s", ("WITH " + ",".join(ctes) + _FINAL).format(**sizes))
+
+
+# `:name` as SQLAlchemy's text() writes a parameter (and `VISIBLE`, shared with it, does); not the `::` of a cast.
+_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
 # How long a passed `check_products` is remembered per (groups, products, domain). The check only
@@ -175,7 +181,7 @@ class HybridRetriever:
         self.embedder = embedder
         self.settings = settings
         self._sql = {
-            mode: text(retrieval_sql(mode, embedder.dimension, settings.candidates, settings.postings_per_term))
+            mode: retrieval_sql(mode, embedder.dimension, settings.candidates, settings.postings_per_term)
             for mode in Mode
         }
         self._passed: dict[tuple[Any, ...], float] = {}  # check key -> monotonic time it expires
@@ -244,24 +250,39 @@ class HybridRetriever:
         if query_vector is None:
             query_vector = self.embedder.embed([question])[0]
         params = self._params(question, groups, names, domain, query_vector, top_k)
-        with self.db.autocommit() as conn:  # one statement: its own snapshot, no transaction around it
-            rows = conn.execute(self._sql[mode], params).all()
+        # One statement: its own snapshot, no transaction around it.
+        with self.db.driver_autocommit(f"{mode} retrieval") as conn:
+            rows = conn.execute(self._sql[mode], params).fetchall()
         passages = [
             RetrievedPassage(
-                chunk_id=r.chunk_id,
-                product=r.product,
-                source=r.source,
-                title=r.title,
-                header_path=r.header_path,
-                text=r.text,
-                position=r.position,
-                score=float(r.score),
-                dense=float(r.dense),
-                lexical=None if r.lexical is None else float(r.lexical),
-                guard_flags=None if r.guard_flags is None else list(r.guard_flags),
-                guard_detector=r.guard_detector,
+                chunk_id=chunk_id,
+                product=product,
+                source=source,
+                title=title,
+                header_path=header_path,
+                text=passage,
+                position=position,
+                score=float(score),
+                dense=float(dense),
+                lexical=None if lexical is None else float(lexical),
+                guard_flags=None if guard_flags is None else list(guard_flags),
+                guard_detector=guard_detector,
             )
-            for r in rows
+            # The columns in _FINAL's order.
+            for (
+                chunk_id,
+                score,
+                lexical,
+                passage,
+                header_path,
+                position,
+                guard_flags,
+                guard_detector,
+                dense,
+                source,
+                title,
+                product,
+            ) in rows
         ]
         return Retrieval(passages, (time.perf_counter() - started) * 1000, query_vector)
 

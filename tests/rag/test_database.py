@@ -117,3 +117,31 @@ def test_a_busy_pool_learns_of_a_closed_session_from_the_statement_that_fails(
     with pytest.raises(sa.exc.OperationalError):
         _backend_pid(pool)
     assert _backend_pid(pool) != closed
+
+
+def _driver_backend_pid(database: Database) -> int:
+    with database.driver_autocommit("backend pid") as conn:
+        return int(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+
+
+def test_the_driver_path_renews_the_pool_after_a_lost_session(
+    db: Any, pool: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retrieval statement's path (psycopg's own connection) fails and recovers like SQLAlchemy's."""
+    closed = _session_closed_by_the_server(db, pool)
+    monkeypatch.setattr(database, "IDLE_PING_S", 3600.0)
+    with pytest.raises(sa.exc.OperationalError, match="backend pid"):
+        _driver_backend_pid(pool)
+    assert _driver_backend_pid(pool) != closed
+
+
+def test_the_driver_path_hands_back_a_connection_sqlalchemy_can_use(pool: Database) -> None:
+    """Autocommit is the driver path's own: the next SQLAlchemy user of the connection gets transactions."""
+    pid = _driver_backend_pid(pool)
+    with pytest.raises(sa.exc.ProgrammingError), pool.driver_autocommit("a typo") as conn:
+        conn.execute("SELEC 1")
+    with pool.engine.connect() as conn:
+        assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() == pid  # the same session, kept
+        conn.execute(text("CREATE TEMP TABLE rolled_back (x int)"))
+        conn.rollback()
+        assert conn.execute(text("SELECT to_regclass('pg_temp.rolled_back')")).scalar_one() is None

@@ -111,17 +111,19 @@ def test_the_statement_keeps_one_plan_per_connection(db: Any, retriever: HybridR
     question = "refresh schedule of the revenue forecast"
     vector = retriever.embedder.embed([question])[0]
     params = retriever._params(question, ["sre", "sales"], None, None, vector, 5)
-    with db.engine.connect() as conn:
+    with db.driver_autocommit("test") as conn:  # the connection and driver `retrieve` runs it on
         for _ in range(15):
-            conn.execute(retriever._sql[Mode.HYBRID], params).all()
+            conn.execute(retriever._sql[Mode.HYBRID], params).fetchall()
         generic, custom = conn.execute(
-            text("SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%allowed AS%'")
-        ).one()
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%allowed AS%'"
+        ).fetchone()
     assert generic >= 4 and custom <= 6
     # A generic plan guesses a tenth of the rows for a bound LIMIT: on 50,000 chunks PostgreSQL then kept
     # planning every execution (55 custom plans of 55). This corpus is too small to show that, so the
     # candidate and postings sizes must stay literals; only the final top-k is bound.
-    assert re.findall(r"LIMIT (:?\w+)", retriever._sql[Mode.HYBRID].text) == ["100", "1000", "100", ":k"]
+    settings = retriever.settings
+    sizes = [str(settings.candidates), str(settings.postings_per_term), str(settings.candidates), "%(k)s"]
+    assert re.findall(r"LIMIT (\d+|%\(\w+\)s)", retriever._sql[Mode.HYBRID]) == sizes
 
 
 def _rows(db: Any, sql: str, **params: Any) -> list[Any]:
@@ -178,15 +180,16 @@ def test_each_query_term_reads_at_most_its_best_postings(
     assert 10 <= len(passages) <= 30
     unpruned = HybridRetriever(db, embedder, settings)  # 1,000 postings a term: all of them here
     assert len(unpruned.retrieve(question, groups=["sre", "sales"], mode=Mode.FULLTEXT, top_k=50).passages) == 50
-    with db.engine.connect() as conn:
-        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM chunk_terms")
+    with db.driver_autocommit("test") as conn:
+        conn.execute("VACUUM chunk_terms")
         plan = "\n".join(
-            conn.execute(
-                text("EXPLAIN " + pruned._sql[Mode.FULLTEXT].text),
+            row[0]
+            for row in conn.execute(
+                "EXPLAIN " + pruned._sql[Mode.FULLTEXT],
                 {"groups": [], "products": None, "domain": None, "model": embedder.model_id, "dim": 384,
                  "qvec": None, "question": question, "k1": 1.2, "b": 0.5,
                  "w": 0.5, "k": 5},
-            ).scalars()
+            )
         )  # fmt: skip
     assert "Index Only Scan using chunk_terms_impact_idx" in plan  # read in impact order, not all then sorted
 
