@@ -21,7 +21,7 @@ def test_embedded_server_has_postgres_18_and_pgvector(db: Any) -> None:
         assert conn.execute(text("SHOW server_version_num")).scalar_one().startswith("18")
         version = conn.execute(text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")).scalar_one()
         assert tuple(int(x) for x in version.split(".")[:2]) >= (0, 8)
-        assert conn.execute(text("SHOW hnsw.ef_search")).scalar_one() == "100"
+        assert conn.execute(text("SHOW hnsw.ef_search")).scalar_one() == str(Settings().ef_search)
     assert (db.embedded and "***" in db.url_masked) or "@" not in db.url_masked
 
 
