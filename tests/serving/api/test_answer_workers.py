@@ -14,6 +14,7 @@ import pytest
 
 from rag.errors import NotFound, UsageError
 from serving.api.answer_workers import AnswerWorkerLost, AnswerWorkers
+from tests.openai_server import OpenAITestServer
 
 QUESTION = "How fast does on-call have to acknowledge a SEV1?"
 OTHER = "Who owns the orders data product?"
@@ -103,3 +104,23 @@ def test_a_killed_worker_fails_what_it_held_and_is_replaced(
     loop.run_until_complete(wait_for_replacement())
     assert workers.alive == 2 and workers.restarts == 1 and len(set(workers.pids()) - before) == 1
     assert "15 minutes" in loop.run_until_complete(ask(workers, QUESTION)).answer
+
+
+def test_workers_answer_with_the_configured_llm(settings: Any, db: Any, samples: Any) -> None:
+    """With an LLM endpoint set, each worker builds the LLM answerer and calls the endpoint itself."""
+    server = OpenAITestServer()
+    llm = settings.model_copy(update={"llm_base_url": server.base_url, "llm_model": "test-model", "llm_timeout_s": 10})
+    pool = AnswerWorkers(llm, db.engine.url.render_as_string(hide_password=False), processes=1, threads=1)
+    event_loop = asyncio.new_event_loop()
+    try:
+        server.replies.append("Batch data products must be refreshed at least every 24 hours [1].")
+        question = "How often must batch products be refreshed?"
+        result = event_loop.run_until_complete(pool.ask(question, groups=[], product=None, domain=None))
+        assert result.grounded and result.answer.endswith("[1].")
+        assert result.citations[0].source == "slo-defaults.md" and "24 hours" in result.citations[0].quote
+        [request] = server.requests
+        assert request["body"]["model"] == "test-model" and question in request["body"]["messages"][-1]["content"]
+    finally:
+        pool.close()
+        event_loop.close()
+        server.close()
