@@ -36,9 +36,9 @@ from pydantic import SecretStr
 
 from rag.answers import GroundedAnswer
 from rag.blas import use_one_blas_thread
-from rag.errors import DatabaseUnavailable, MeshpilotError
+from rag.errors import MeshpilotError
 from rag.settings import Settings
-from serving.api.errors import ApiError
+from serving.api.errors import ApiError, database_failure
 
 if TYPE_CHECKING:  # ForkServerContext does not exist on Windows
     from multiprocessing.context import ForkServerContext, SpawnContext
@@ -122,20 +122,16 @@ def _serve(conn: Connection, settings: Settings, url: str, threads: int) -> None
 
 
 def _answer(service: Any, request: Request) -> tuple[str, Any]:
-    import sqlalchemy as sa
-
     question, groups, product, domain = request
     try:
         return "ok", service.ask(question, groups=groups, product=product, domain=domain)
     except MeshpilotError as exc:
         return "raise", exc
-    except (sa.exc.OperationalError, sa.exc.InterfaceError):
-        return "raise", DatabaseUnavailable("the database is unavailable; try again shortly")
-    except sa.exc.TimeoutError:
-        return "api", (503, "overloaded", "the service is overloaded; retry shortly", {"Retry-After": "1"})
-    except sa.exc.DataError:
-        return "api", (400, "bad_request", "the database refused a value of this request", None)
     except Exception as exc:
+        # SQLAlchemy's exceptions carry the statement and its connection: the API's answer crosses instead.
+        answer = database_failure(exc)
+        if answer is not None:
+            return "api", (answer.status, answer.code, answer.message, answer.headers)
         log.exception("answer worker %s: unexpected error", os.getpid())
         return "failed", type(exc).__name__
 

@@ -112,20 +112,28 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, message, dict(exc.headers) if exc.headers else None)
 
 
-async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+def database_failure(exc: BaseException) -> ApiError | None:
+    """What the API answers for a database failure; None where it is a bug (a 500). One mapping for the
+    app's handlers and for the answer workers (serving/api/answer_workers.py), whose exceptions cross a
+    pipe as this answer."""
+    if isinstance(exc, sa.exc.TimeoutError):
+        # Every pooled connection stayed busy for the pool's whole timeout: overload, not a bug.
+        return ApiError(503, "overloaded", "the service is overloaded; retry shortly", {"Retry-After": "1"})
     if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
-        log.warning("database unavailable during %s %s: %s", request.method, request.url.path, type(exc).__name__)
-        return error_response(503, DatabaseUnavailable.code, "the database is unavailable; try again shortly")
+        return ApiError(503, DatabaseUnavailable.code, "the database is unavailable; try again shortly")
     if isinstance(exc, sa.exc.DataError):
         # Input the schema let through but PostgreSQL refuses (an out-of-range number, say).
-        return error_response(400, "bad_request", "the database refused a value of this request")
-    return await _internal_error(request, exc)
+        return ApiError(400, "bad_request", "the database refused a value of this request")
+    return None
 
 
-async def _pool_timeout(request: Request, exc: Exception) -> JSONResponse:
-    # Every pooled connection stayed busy for the pool's whole timeout: overload, not a bug.
-    log.warning("no database connection free for %s %s", request.method, request.url.path)
-    return error_response(503, "overloaded", "the service is overloaded; retry shortly", {"Retry-After": "1"})
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    answer = database_failure(exc)
+    if answer is None:
+        return await _internal_error(request, exc)
+    if answer.status == 503:
+        log.warning("%s during %s %s: %s", answer.code, request.method, request.url.path, type(exc).__name__)
+    return await _api_error(request, answer)
 
 
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
@@ -140,7 +148,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(sa.exc.DBAPIError, _database_error)
-    app.add_exception_handler(sa.exc.TimeoutError, _pool_timeout)
+    app.add_exception_handler(sa.exc.TimeoutError, _database_error)
     app.add_exception_handler(Exception, _internal_error)
 
 

@@ -9,7 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
+from serving.api.answer_workers import _answer
+from serving.api.errors import database_failure
 from serving.api.key_cache import TTL_S
 from tests.serving.api.conftest import Keys, LiveServer, bearer, make_key
 
@@ -187,3 +190,32 @@ def test_cors_opens_only_to_configured_origins(api_settings: Any, db: Any, embed
         server.close()
     assert allowed.headers["access-control-allow-origin"] == "https://chat.example"
     assert "access-control-allow-origin" not in denied.headers
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "code"),
+    [
+        (sa.exc.TimeoutError("QueuePool limit reached"), 503, "overloaded"),
+        (sa.exc.OperationalError("SELECT 1", None, ConnectionError("server closed")), 503, "database_unavailable"),
+        (sa.exc.DataError("SELECT 1", None, ValueError("integer out of range")), 400, "bad_request"),
+        (sa.exc.ProgrammingError("SELEC 1", None, SyntaxError("syntax")), None, None),
+    ],
+)
+def test_database_failures_get_one_answer_in_the_app_and_in_the_answer_workers(
+    exc: Exception, status: int | None, code: str | None
+) -> None:
+    answer = database_failure(exc)
+    if status is None:
+        assert answer is None
+    else:
+        assert answer is not None and (answer.status, answer.code) == (status, code)
+
+    class Failing:  # a service whose database fails this way
+        def ask(self, *_: Any, **__: Any) -> Any:
+            raise exc
+
+    kind, payload = _answer(Failing(), ("q", ["sre"], None, None))
+    if status is None:
+        assert (kind, payload) == ("failed", type(exc).__name__)  # a bug: a 500, its name only
+    else:
+        assert kind == "api" and payload[:2] == (status, code)
