@@ -74,15 +74,16 @@ class Settings(BaseSettings):
     )
 
     # Retrieval. dense_weight 0.5 was chosen on SciFact's train qrels, and 80 candidates a side (with
-    # ef_search 80) kept its hybrid nDCG@10 within 0.001 of 100 at 7 % less of the statement's CPU
-    # (docs/benchmarks.md).
+    # ef_search 80) kept its hybrid nDCG@10 within 0.001 of 100 at 7 % less of the statement's CPU;
+    # postings_per_term is the smallest of 500, 600, 750 and 1,000 whose train nDCG@10 stays within
+    # 0.001 (hybrid) and 0.005 (fulltext) of reading every posting (docs/benchmarks.md).
     candidates: int = Field(80, ge=10, le=1000, description="Candidates each side (dense, lexical) fuses.")
     ef_search: int = Field(80, ge=10, le=1000, description="hnsw.ef_search: at least `candidates`.")
     dense_weight: float = Field(0.5, ge=0.0, le=1.0)
     bm25_k1: float = Field(1.2, gt=0)
     bm25_b: float = Field(0.5, ge=0, le=1)
     postings_per_term: int = Field(
-        1000, ge=10, le=10_000_000, description="Best postings (by BM25 impact) each query term reads."
+        600, ge=10, le=10_000_000, description="Best postings (by BM25 impact) each query term reads."
     )
     top_k: int = Field(5, ge=1, le=50)
 

@@ -178,7 +178,7 @@ def test_each_query_term_reads_at_most_its_best_postings(
     question = "data product refresh"  # three lexemes, each in more than ten chunks
     passages = pruned.retrieve(question, groups=["sre", "sales"], mode=Mode.FULLTEXT, top_k=50).passages
     assert 10 <= len(passages) <= 30
-    unpruned = HybridRetriever(db, embedder, settings)  # 1,000 postings a term: all of them here
+    unpruned = HybridRetriever(db, embedder, settings)  # 600 postings a term: all of them here
     assert len(unpruned.retrieve(question, groups=["sre", "sales"], mode=Mode.FULLTEXT, top_k=50).passages) == 50
     with db.driver_autocommit("test") as conn:
         conn.execute("VACUUM chunk_terms")
