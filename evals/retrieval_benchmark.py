@@ -5,9 +5,10 @@ The corpus is indexed as an ordinary knowledge product (internal, readable only 
 embedding model and the chunking pipeline: a second run finds it and only queries. Passages are
 chunks; a document's rank is the rank of its best chunk.
 
-Parameters are chosen on the train qrels only (`tune=True`): dense and lexical top-100 lists are
-fetched once per train query and fused in Python for each candidate weight, exactly as the SQL
-fuses them; the test split is then run through the production SQL with the chosen weight.
+Parameters are chosen on the train qrels only (`tune=True`): dense and lexical top-`candidates` lists
+are fetched once per train query and fused in Python for each candidate weight, exactly as the SQL
+fuses them; the test split is then run through the production SQL with the chosen weight. Each side
+scored alone reads more candidates (`single_side_retriever`), so its recall@100 ranks 100 documents.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from rag.retrieval import HybridRetriever, Mode, RetrievedPassage
 from rag.settings import Settings
 
 EVAL_GROUP = "meshpilot-eval"
-CHUNKS_PER_QUERY = 200  # both sides' top 100 at most
+CHUNKS_PER_QUERY = 200
+"""Chunks asked for a query: the hybrid fuses at most twice `candidates` (160); a side scored alone
+reads this many candidates, enough chunks for the 100 documents recall@100 ranks."""
 
 
 def product_name(dataset: BeirDataset, settings: Settings, model_id: str) -> str:
@@ -85,6 +88,15 @@ def fuse(dense: dict[int, float], lexical: dict[int, float], weight: float) -> l
     return sorted(fused, key=lambda c: (-fused[c], c))
 
 
+def single_side_retriever(db: Database, embedder: Embedder, settings: Settings) -> HybridRetriever:
+    """The retriever `dense` and `fulltext` are scored with: the production one reading CHUNKS_PER_QUERY
+    candidates, so their recall@100 is not cut at `candidates` chunks (80, often fewer than 100
+    documents). The HNSW scan goes past the connection's `ef_search` (iterative scans) to fill them.
+    The hybrid, what the service answers with, keeps the production settings."""
+    depth = {"candidates": max(settings.candidates, CHUNKS_PER_QUERY)}
+    return HybridRetriever.for_questions(db, embedder, settings.model_copy(update=depth))
+
+
 def tune_dense_weight(
     retriever: HybridRetriever, product: str, dataset: BeirDataset, queries: list[tuple[str, str]]
 ) -> dict[str, Any]:
@@ -126,6 +138,7 @@ def run(
         tuning = tune_dense_weight(HybridRetriever.for_questions(db, embedder, settings), product, dataset, train)
         settings = settings.model_copy(update={"dense_weight": tuning["dense_weight"]})
     retriever = HybridRetriever.for_questions(db, embedder, settings)
+    retrievers = {m: retriever if m == Mode.HYBRID else single_side_retriever(db, embedder, settings) for m in modes}
     questions = retriever.embedder  # what the service embeds questions with
     queries = dataset.split_queries(split, limit_queries)
     qrels = dataset.qrels[split]
@@ -138,7 +151,7 @@ def run(
         vector = questions.embed([text])[0]
         embed_ms.append((time.perf_counter() - started) * 1000)
         for mode in modes:
-            result = retriever.retrieve(
+            result = retrievers[mode].retrieve(
                 text,
                 groups=[EVAL_GROUP],
                 product=product,
@@ -175,6 +188,7 @@ def run(
         "embedding_model": embedder.model_id,
         "query_embedding_precision": query_precision(questions),
         "dense_weight": settings.dense_weight,
+        "candidates": {m.value: retrievers[m].settings.candidates for m in modes},
         "tuning": tuning,
         "latency_ms": {
             "query_embedding": latency(embed_ms),

@@ -9,7 +9,7 @@ import pytest
 
 from evals.beir import load_beir
 from evals.ranking_metrics import mrr_at, ndcg_at, recall_at
-from evals.retrieval_benchmark import EVAL_GROUP, fuse, product_name, ranked_documents, run
+from evals.retrieval_benchmark import EVAL_GROUP, fuse, product_name, ranked_documents, run, single_side_retriever
 from rag.retrieval import HybridRetriever, Mode
 from rag.settings import Settings
 from tests.conftest import run_cli
@@ -71,6 +71,9 @@ def test_scifact_slice_hybrid_beats_each_side_and_the_index_is_cached(
     assert modes["hybrid"]["ndcg@10"] >= max(modes["dense"]["ndcg@10"], modes["fulltext"]["ndcg@10"]) - 0.02
     assert modes["hybrid"]["recall@100"] >= 0.9
     assert first["tuning"]["split"] == "train" and 0 <= first["dense_weight"] <= 1
+    # Each side alone is scored over 200 chunks, not cut at the hybrid's candidates a side.
+    assert first["candidates"] == {"dense": 200, "fulltext": 200, "hybrid": settings.candidates}
+    assert settings.candidates < 200
 
     second = run(db, settings, embedder, dataset, modes=[Mode.HYBRID], limit_queries=5)
     assert second["index_cached"] and second["index_seconds"] == 0 and second["queries"] == 5
@@ -85,6 +88,9 @@ def test_scifact_slice_hybrid_beats_each_side_and_the_index_is_cached(
     hybrid = retriever.retrieve(question, mode=Mode.HYBRID, **kw).passages
     assert [p.chunk_id for p in hybrid][:10] == fuse(dense, lexical, settings.dense_weight)[:10]
     assert ranked_documents(hybrid)[:1]
+    assert len(dense) == settings.candidates  # the production retriever: one side's candidates at most
+    alone = single_side_retriever(db, embedder, settings)
+    assert len(alone.retrieve(question, mode=Mode.DENSE, **kw).passages) == 200  # past ef_search too
 
 
 @needs_scifact
