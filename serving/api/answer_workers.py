@@ -39,6 +39,7 @@ from rag.blas import use_one_blas_thread
 from rag.errors import MeshpilotError
 from rag.settings import Settings
 from serving.api.errors import ApiError, database_failure
+from serving.api.startup_heap import freeze_startup_heap
 
 if TYPE_CHECKING:  # ForkServerContext does not exist on Windows
     from multiprocessing.context import ForkServerContext, SpawnContext
@@ -94,6 +95,7 @@ def _serve(conn: Connection, settings: Settings, url: str, threads: int) -> None
     except BaseException as exc:  # the API process reports it; nothing here can
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         return
+    freeze_startup_heap()
     conn.send(("ready", os.getpid()))
     sending = threading.Lock()
     pool = ThreadPoolExecutor(threads, thread_name_prefix="answer")

@@ -33,7 +33,7 @@ def run_server(
 
     one = workers == 1
     config = uvicorn.Config(
-        create_app(settings) if one else APP_FACTORY,
+        create_app(settings, freeze_heap=True) if one else APP_FACTORY,
         factory=not one,
         host=host,
         port=port,
