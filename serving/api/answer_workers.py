@@ -95,8 +95,7 @@ def _serve(conn: Connection, settings: Settings, url: str, threads: int) -> None
     except BaseException as exc:  # the API process reports it; nothing here can
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         return
-    freeze_startup_heap()
-    conn.send(("ready", os.getpid()))
+    conn.send(("ready", freeze_startup_heap()))
     sending = threading.Lock()
     pool = ThreadPoolExecutor(threads, thread_name_prefix="answer")
 
@@ -145,6 +144,7 @@ def _answer(service: Any, request: Request) -> tuple[str, Any]:
 class _Worker:
     process: BaseProcess
     conn: Connection
+    frozen: int  # objects its start-up left out of the collector's full passes (startup_heap)
     waiting: dict[int, asyncio.Future[GroundedAnswer]] = field(default_factory=dict)
     alive: bool = True
 
@@ -200,7 +200,7 @@ class AnswerWorkers:
             raise MeshpilotError(f"an answer worker exited while starting (exit code {process.exitcode})") from None
         if kind != "ready":
             raise MeshpilotError(f"an answer worker could not start: {detail}")
-        return _Worker(process, conn)
+        return _Worker(process, conn, frozen=int(detail))
 
     @property
     def alive(self) -> int:

@@ -58,6 +58,11 @@ def test_workers_answer_as_the_service_does(
     assert len(set(workers.pids())) == 2 and os.getpid() not in workers.pids()
 
 
+def test_each_worker_froze_its_start_up_heap_before_saying_ready(workers: AnswerWorkers) -> None:
+    # The models, guards and modules of a worker: out of the collector's full passes (startup_heap).
+    assert all(w.frozen > 10_000 for w in workers.workers)
+
+
 def test_errors_come_back_as_the_service_raised_them(workers: AnswerWorkers, loop: asyncio.AbstractEventLoop) -> None:
     with pytest.raises(UsageError, match="empty"):
         loop.run_until_complete(ask(workers, "   "))
