@@ -138,7 +138,8 @@ def run(
         tuning = tune_dense_weight(HybridRetriever.for_questions(db, embedder, settings), product, dataset, train)
         settings = settings.model_copy(update={"dense_weight": tuning["dense_weight"]})
     retriever = HybridRetriever.for_questions(db, embedder, settings)
-    retrievers = {m: retriever if m == Mode.HYBRID else single_side_retriever(db, embedder, settings) for m in modes}
+    alone = single_side_retriever(db, embedder, settings) if set(modes) - {Mode.HYBRID} else retriever
+    retrievers = {m: retriever if m == Mode.HYBRID else alone for m in modes}
     questions = retriever.embedder  # what the service embeds questions with
     queries = dataset.split_queries(split, limit_queries)
     qrels = dataset.qrels[split]
